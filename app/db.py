@@ -1,0 +1,72 @@
+"""The database engine chosen by ``DATABASE_URL``: embedded SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from app.settings import Settings
+
+
+def make_engine(settings: Settings) -> Engine:  # type: ignore[type-arg]
+    """Build the Piccolo engine for the configured database."""
+    if settings.is_postgres:
+        return PostgresEngine(config={"dsn": settings.database_url}, log_queries=False)
+    path = settings.sqlite_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A generous busy timeout: SQLite serialises writers, and the embedded mode
+    # runs web requests and background jobs in one process.
+    return SQLiteEngine(path=str(path), timeout=30)
+
+
+def engine() -> Engine:  # type: ignore[type-arg]
+    """The engine every table uses (piccolo_conf builds it from the settings)."""
+    from piccolo_conf import DB
+
+    return DB
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[None]:
+    """One unit of work: everything inside commits together or not at all.
+
+    SQLite takes its write lock at the start (IMMEDIATE) so two writers never
+    deadlock upgrading a read lock; PostgreSQL uses its default isolation.
+    """
+    db = engine()
+    if isinstance(db, SQLiteEngine):
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with db.transaction():
+            yield
+
+
+async def start_pool() -> None:
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=2, max_size=20)
+
+
+async def close_pool() -> None:
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.close_connection_pool()
+
+
+async def ping() -> None:
+    """Raise unless the database answers a trivial query."""
+    await engine().run_ddl("SELECT 1")
+
+
+def database_name(url: str) -> str:
+    """The database part of a PostgreSQL URL, or the SQLite file name."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).name
+    return urlsplit(url).path.lstrip("/")

@@ -1,0 +1,119 @@
+"""The app factory: the one place that assembles the platform and its domains."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app import cpu, db
+from app.controllers import API_CONTROLLERS, API_DEPENDENCIES
+from app.errors import EXCEPTION_HANDLERS
+from app.jobs import JobKind, JobRunner
+from app.logs import configure_logging
+from app.middleware import BearerAwareCSRFMiddleware, request_context_middleware
+from app.ops import PROMETHEUS, MetricsController, OpsController
+from app.secrets import load_secrets
+from app.security import SESSION_COOKIE, authentication_middleware
+from app.settings import Settings, get_settings
+from app.web import HomePanel, WebController
+
+
+def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel]]:
+    """Controllers, job kinds and home panels of every domain (the only import of
+    domains in app/)."""
+    from app.notifications import JOBS as core_jobs
+    from app.panels import PANELS as core_panels
+    from claims.controllers import CONTROLLERS as claims_controllers
+    from claims.controllers import PANELS as claims_panels
+    from credit.controllers import CONTROLLERS as credit_controllers
+    from credit.controllers import PANELS as credit_panels
+
+    return (
+        [*claims_controllers, *credit_controllers],
+        [*core_jobs],
+        [*core_panels, *claims_panels, *credit_panels],
+    )
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    cpu.configure(settings.cpu_workers)
+    secret = load_secrets(settings).secret_key
+    domain_controllers, job_kinds, panels = _domains()
+    jobs = JobRunner(settings, job_kinds)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await db.start_pool()
+        await jobs.start(run_worker=run_jobs)
+        try:
+            yield
+        finally:
+            await jobs.stop()
+            await db.close_pool()
+            # The CPU pool belongs to the process, not to one app: it is shut
+            # down at interpreter exit by concurrent.futures itself.
+
+    csrf = CSRFConfig(
+        secret=secret,
+        cookie_name="branchless_csrf",
+        cookie_secure=settings.secure_cookies,
+        cookie_samesite="lax",
+        header_name="x-csrftoken",
+    )
+    return Litestar(
+        route_handlers=[
+            OpsController,
+            MetricsController,
+            WebController,
+            *API_CONTROLLERS,
+            *domain_controllers,
+            create_static_files_router(path="/static", directories=[Path(__file__).parent / "static"],
+                                       include_in_schema=False),
+        ],
+        dependencies={**API_DEPENDENCIES, "jobs": Provide(lambda: jobs, sync_to_thread=False)},
+        middleware=[
+            request_context_middleware,
+            PROMETHEUS.middleware,
+            DefineMiddleware(BearerAwareCSRFMiddleware, config=csrf),
+            authentication_middleware,
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        template_config=TemplateConfig(directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="Branchless API",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"bearer": []}],
+        ),
+        lifespan=[lifespan],
+        state=State({"jobs": jobs, "settings": settings, "panels": panels}),
+        request_max_body_size=settings.max_request_body_bytes,
+        debug=False,
+        logging_config=None,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Entry point for ASGI servers (``uvicorn --factory app.factory:app_from_env``)."""
+    return create_app()
+
+
+__all__ = ["SESSION_COOKIE", "create_app", "app_from_env"]

@@ -1,0 +1,15 @@
+"""Piccolo app of credit/."""
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+from credit.tables import Taxpayer, TaxFiling
+
+APP_CONFIG = AppConfig(
+    app_name="credit",
+    migrations_folder_path=str(Path(__file__).parent.parent / "migrations" / "credit"),
+    table_classes=[Taxpayer, TaxFiling],
+    migration_dependencies=["app.piccolo_app"],
+    commands=[],
+)
