@@ -9,7 +9,7 @@ from piccolo.apps.migrations.tables import Migration
 from app.db import ping
 from app.schemas import Health
 
-PROMETHEUS = PrometheusConfig(app_name="branchless", group_path=True, exclude=["/metrics"])
+PROMETHEUS = PrometheusConfig(app_name="branchless", prefix="branchless", group_path=True, exclude=["/metrics"])
 
 
 class MetricsController(PrometheusController):

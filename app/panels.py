@@ -21,7 +21,7 @@ async def my_profile(me: Principal) -> Panel:
         ["Identity number", out.id_number or "not provided"],
         ["Bank account", out.bank_account or "not provided"],
     ]
-    return Panel("My profile", ["Item", "Value"], rows)
+    return Panel("My profile", [], rows)
 
 
 @home_panel(Role.account_manager, Role.claims_adjuster, Role.admin)
@@ -47,7 +47,7 @@ async def staff(me: Principal) -> Panel:
 async def audit_chain(me: Principal) -> Panel:
     report = await audit.verify()
     state = "intact" if report.ok else f"BROKEN at entry {report.broken_id}: {report.reason}"
-    return Panel("Audit log", ["Check", "Result"], [["Entries", str(report.entries)], ["Hash chain", state]])
+    return Panel("Audit log", [], [["Entries", str(report.entries)], ["Hash chain", state]])
 
 
 PANELS = [my_profile, recent_customers, staff, audit_chain]

@@ -42,7 +42,8 @@ ROLE_TITLES = {
 
 @dataclass(frozen=True)
 class Panel:
-    """A box on a home page: a title, column heads and rows of text."""
+    """A box on a home page: a title, column heads and rows of text. Without
+    columns, each row is a (label, value) pair shown as a definition list."""
 
     title: str
     columns: list[str]

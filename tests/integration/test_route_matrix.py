@@ -1,0 +1,162 @@
+"""Every route, every role, and another customer's ids: the answer each must get.
+
+A route added without an entry here fails ``test_matrix_covers_every_route``, so
+nobody ships an endpoint whose access rules were never stated.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.helpers import PASSWORD, bearer, id_number, make_customer, make_policy, make_staff, make_taxpayer, mobile
+
+ROLES = ("anon", "own", "other", "account_manager", "risk_officer", "claims_adjuster", "admin")
+STAFF = ("account_manager", "risk_officer", "claims_adjuster", "admin")
+
+
+def _signup() -> dict[str, Any]:
+    return {"email": f"m-{secrets.token_hex(5)}@example.cn", "password": PASSWORD, "fullName": "矩阵",
+            "phone": mobile(), "idNumber": id_number()}
+
+
+def _staff() -> dict[str, Any]:
+    return {"email": f"s-{secrets.token_hex(5)}@branchless.cn", "password": PASSWORD, "displayName": "New",
+            "role": "account_manager"}
+
+
+@dataclass(frozen=True)
+class Case:
+    expect: dict[str, int]
+    json: Callable[[], dict[str, Any]] | None = None
+    form: Callable[[], dict[str, str]] | None = None
+    note: str = ""
+
+    def status(self, who: str) -> int:
+        return self.expect[who]
+
+
+def only(roles: dict[str, int], default: int, anon: int = 401) -> dict[str, int]:
+    out = {r: default for r in ROLES}
+    out["anon"] = anon
+    out.update(roles)
+    return out
+
+
+PUBLIC = {r: 200 for r in ROLES}
+
+MATRIX: dict[tuple[str, str], Case] = {
+    ("GET", "/health"): Case(PUBLIC),
+    ("GET", "/ready"): Case(PUBLIC),
+    ("GET", "/metrics"): Case(PUBLIC, note="scraped from the private network; holds no personal data"),
+    ("GET", "/schema"): Case(PUBLIC),
+    ("GET", "/schema/swagger"): Case(PUBLIC),
+    ("GET", "/schema/openapi.json"): Case(PUBLIC),
+    ("GET", "/schema/oauth2-redirect.html"): Case(PUBLIC),
+    ("GET", "/schema/{path:str}"): Case({r: 404 for r in ROLES}),
+    ("GET", "/static/{file_path:path}"): Case(PUBLIC),
+    ("GET", "/login"): Case(PUBLIC),
+    ("POST", "/login"): Case({r: 401 for r in ROLES}, form=lambda: {"email": "x@example.cn", "password": "wrong"}),
+    ("POST", "/logout"): Case(only({}, 303), form=dict),
+    ("GET", "/"): Case(only({}, 200, anon=302)),
+    ("POST", "/api/auth/tokens"): Case({r: 401 for r in ROLES},
+                                       json=lambda: {"email": "x@example.cn", "password": "wrong"}),
+    ("GET", "/api/auth/me"): Case(only({}, 200)),
+    ("DELETE", "/api/auth/tokens/current"): Case(only({}, 204)),
+    ("POST", "/api/customers"): Case({r: 201 for r in ROLES}, json=_signup, note="sign-up is open"),
+    ("GET", "/api/customers"): Case(only({"account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403)),
+    ("GET", "/api/customers/{customer_id:int}"): Case(
+        only({"own": 200, "other": 404, "account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403)),
+    ("PATCH", "/api/customers/{customer_id:int}"): Case(
+        only({"own": 200, "other": 404}, 403), json=lambda: {"phone": mobile()}),
+    ("POST", "/api/staff"): Case(only({"admin": 201}, 403), json=_staff),
+    ("GET", "/api/audit/entries"): Case(only({"admin": 200}, 403)),
+    ("GET", "/api/audit/verify"): Case(only({"admin": 200}, 403)),
+    ("GET", "/api/policies"): Case(only({"own": 200, "other": 200, "claims_adjuster": 200, "admin": 200}, 403)),
+    ("GET", "/api/policies/{policy_id:int}"): Case(
+        only({"own": 200, "other": 404, "claims_adjuster": 200, "admin": 200}, 403)),
+    ("GET", "/api/taxpayers/{taxpayer_pk:int}"): Case(
+        only({"own": 200, "other": 404, "risk_officer": 200, "account_manager": 200, "admin": 200}, 403)),
+}
+
+
+@dataclass
+class World:
+    accounts: dict[str, int] = field(default_factory=dict)
+    ids: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in getattr(handler, "http_methods", ()):
+                if method not in ("OPTIONS", "HEAD"):
+                    found.add((method, route.path))
+    return found
+
+
+def test_matrix_covers_every_route(app: Any) -> None:
+    routes = app_routes(app)
+    missing = routes - MATRIX.keys()
+    stale = MATRIX.keys() - routes
+    assert not missing, f"routes without an access-matrix entry: {sorted(missing)}"
+    assert not stale, f"matrix entries for routes that no longer exist: {sorted(stale)}"
+
+
+@pytest.fixture
+async def world() -> World:
+    a, b = await make_customer("甲"), await make_customer("乙")
+    w = World()
+    w.accounts["own"] = w.accounts["other"] = a.account_id
+    for role in STAFF:
+        w.accounts[role] = (await make_staff(role)).account_id
+    for who, person in (("own", a), ("other", b)):
+        assert person.customer_id is not None
+        w.ids[who] = {
+            "customer_id": person.customer_id,
+            "policy_id": await make_policy(person.customer_id),
+            "taxpayer_pk": await make_taxpayer(person.customer_id),
+        }
+    return w
+
+
+def fill(path: str, ids: dict[str, int]) -> str:
+    out = path.replace("{file_path:path}", "site.css").replace("{path:str}", "no-such-page")
+    for name, value in ids.items():
+        out = out.replace(f"{{{name}:int}}", str(value))
+    return out
+
+
+async def test_every_route_answers_every_role_as_stated(client: Any, world: World) -> None:
+    await client.get("/login")  # a browser's CSRF cookie, so forms reach their guards
+    csrf = client.cookies.get("branchless_csrf")
+    failures = []
+    for (method, path), case in sorted(MATRIX.items()):
+        for who in ROLES:
+            headers = {"x-csrftoken": csrf}
+            if who != "anon":
+                headers.update(await bearer(world.accounts[who]))
+            # staff and the customer reach their "own" objects; "other" uses the second customer's
+            url = fill(path, world.ids["other" if who == "other" else "own"])
+            kwargs: dict[str, Any] = {"headers": headers}
+            if case.json is not None:
+                kwargs["json"] = case.json()
+            if case.form is not None:
+                kwargs["data"] = case.form()
+            r = await client.request(method, url, **kwargs)
+            if r.status_code != case.status(who):
+                failures.append(f"{method} {url} as {who}: {r.status_code}, expected {case.status(who)}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_lists_hold_only_the_callers_own_records(client: Any, world: World) -> None:
+    r = await client.get("/api/policies", headers=await bearer(world.accounts["own"]))
+    ids = {p["id"] for p in r.json()}
+    assert world.ids["own"]["policy_id"] in ids
+    assert world.ids["other"]["policy_id"] not in ids
+    assert all(p["customerId"] == world.ids["own"]["customer_id"] for p in r.json())
