@@ -62,7 +62,11 @@ async def create_customer(data: CustomerCreate) -> int:
         )
     )
     await audit.record(
-        "customer.created", "customer", customer.id, after=_state(customer), actor_id=account.id,
+        "customer.created",
+        "customer",
+        customer.id,
+        after=_state(customer),
+        actor_id=account.id,
         actor_role=Role.customer.value,
     )
     return int(customer.id)
@@ -95,8 +99,9 @@ async def create_staff(data: StaffCreate) -> int:
         created_at=datetime.now(UTC),
     )
     await account.save()
-    await audit.record("staff.created", "account", account.id, after={"email_domain": data.email.split("@")[-1],
-                                                                      "role": data.role})
+    await audit.record(
+        "staff.created", "account", account.id, after={"email_domain": data.email.split("@")[-1], "role": data.role}
+    )
     return int(account.id)
 
 

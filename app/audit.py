@@ -89,11 +89,7 @@ async def record(
         if isinstance(db, PostgresEngine):
             # Serialise appenders: the chain needs one writer at a time.
             await db.run_ddl(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
-        last = (
-            await AuditEntry.select(AuditEntry.entry_hash)
-            .order_by(AuditEntry.id, ascending=False)
-            .first()
-        )
+        last = await AuditEntry.select(AuditEntry.entry_hash).order_by(AuditEntry.id, ascending=False).first()
         prev = last["entry_hash"] if last else GENESIS
         row["prev_hash"] = prev
         row["entry_hash"] = entry_hash(prev, _hashed_fields(row))
@@ -114,12 +110,7 @@ async def verify(batch: int = 2000) -> ChainReport:
     seen = 0
     last_id = 0
     while True:
-        rows = (
-            await AuditEntry.select()
-            .where(AuditEntry.id > last_id)
-            .order_by(AuditEntry.id)
-            .limit(batch)
-        )
+        rows = await AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
         if not rows:
             return ChainReport(ok=True, entries=seen)
         for row in rows:

@@ -59,8 +59,7 @@ def serve(host: str | None, port: int | None, no_jobs: bool) -> None:
 
     settings = _settings()
     app = create_app(settings, run_jobs=not no_jobs)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None,
-                proxy_headers=False)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, proxy_headers=False)
 
 
 @main.command()
@@ -111,7 +110,7 @@ def seed() -> None:
     if settings.environment == "production":
         raise click.ClickException("refusing to seed demo accounts in production")
     logins = _run(run_seed)
-    click.echo("Demo logins (password for all: %s):" % logins[0].password)
+    click.echo(f"Demo logins (password for all: {logins[0].password}):")
     for login in logins:
         click.echo(f"  {login.role:<16} {login.email}")
 
@@ -119,8 +118,9 @@ def seed() -> None:
 @main.command("create-staff")
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)
-@click.option("--role", required=True,
-              type=click.Choice(["account_manager", "risk_officer", "claims_adjuster", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["account_manager", "risk_officer", "claims_adjuster", "admin"])
+)
 @click.password_option()
 def create_staff(email: str, display_name: str, role: str, password: str) -> None:
     """Create a staff account."""
@@ -133,8 +133,9 @@ def create_staff(email: str, display_name: str, role: str, password: str) -> Non
 
     _settings()
     try:
-        data = msgspec.convert({"email": email, "password": password, "displayName": display_name, "role": role},
-                               StaffCreate)
+        data = msgspec.convert(
+            {"email": email, "password": password, "displayName": display_name, "role": role}, StaffCreate
+        )
     except msgspec.ValidationError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -161,8 +162,9 @@ def audit_verify() -> None:
 
     _settings()
     report = _run(verify)
-    click.echo(json.dumps({"ok": report.ok, "entries": report.entries, "broken_id": report.broken_id,
-                           "reason": report.reason}))
+    click.echo(
+        json.dumps({"ok": report.ok, "entries": report.entries, "broken_id": report.broken_id, "reason": report.reason})
+    )
     if not report.ok:
         click.echo(f"audit chain broken at entry {report.broken_id}: {report.reason}", err=True)
         sys.exit(1)

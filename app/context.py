@@ -14,7 +14,8 @@ class RequestContext:
     actor_role: str = ""
 
 
-_current: ContextVar[RequestContext] = ContextVar("branchless_request", default=RequestContext())
+# A frozen dataclass: the shared default cannot be mutated.
+_current: ContextVar[RequestContext] = ContextVar("branchless_request", default=RequestContext())  # noqa: B039
 
 
 def current() -> RequestContext:

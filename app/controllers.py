@@ -74,24 +74,27 @@ class AuthController(Controller):
         ttl = timedelta(minutes=get_settings().api_token_ttl_minutes)
         async with transaction():
             token, expires = await issue_token(
-                account.id, TokenKind.api, ttl,
+                account.id,
+                TokenKind.api,
+                ttl,
                 ip=request.client.host if request.client else "",
                 user_agent=request.headers.get("user-agent", ""),
             )
-            await audit.record("auth.token_issued", "account", account.id, actor_id=account.id,
-                               actor_role=account.role)
+            await audit.record("auth.token_issued", "account", account.id, actor_id=account.id, actor_role=account.role)
         customer = await Customer.select(Customer.id).where(Customer.account == account.id).first()
         return TokenOut(
             token=token,
             expires_at=expires,
             account=AccountOut(
-                id=account.id, email=account.email, display_name=account.display_name, role=account.role,
+                id=account.id,
+                email=account.email,
+                display_name=account.display_name,
+                role=account.role,
                 customer_id=customer["id"] if customer else None,
             ),
         )
 
-    @delete("/tokens/current", operation_id="revoke_token", guards=[requires_login],
-            status_code=HTTP_204_NO_CONTENT)
+    @delete("/tokens/current", operation_id="revoke_token", guards=[requires_login], status_code=HTTP_204_NO_CONTENT)
     async def revoke_current(self, principal: NamedDependency[Principal]) -> None:
         """Log out: the token stops working at once."""
         async with transaction():
@@ -117,18 +120,26 @@ class CustomerController(Controller):
         assert customer is not None
         return accounts.customer_out(customer)
 
-    @get("/", operation_id="list_customers",
-         guards=[requires_role(Role.account_manager, Role.claims_adjuster, Role.admin)])
+    @get(
+        "/",
+        operation_id="list_customers",
+        guards=[requires_role(Role.account_manager, Role.claims_adjuster, Role.admin)],
+    )
     async def list_customers(self, limit: Limit = 50, offset: Offset = 0) -> list[CustomerOut]:
         return [accounts.customer_out(c) for c in await accounts.list_customers(limit, offset)]
 
-    @get("/{customer_id:int}", operation_id="get_customer",
-         guards=[requires_role(Role.customer, Role.account_manager, Role.claims_adjuster, Role.admin)])
+    @get(
+        "/{customer_id:int}",
+        operation_id="get_customer",
+        guards=[requires_role(Role.customer, Role.account_manager, Role.claims_adjuster, Role.admin)],
+    )
     async def get_customer(self, customer_id: FromPath[int], principal: NamedDependency[Principal]) -> CustomerOut:
         return accounts.customer_out(await accounts.visible_customer(principal, customer_id))
 
     @patch("/{customer_id:int}", operation_id="update_customer", guards=[requires_role(Role.customer)])
-    async def update_customer(self, customer_id: FromPath[int], data: JSONBody[CustomerUpdate], principal: NamedDependency[Principal]) -> CustomerOut:
+    async def update_customer(
+        self, customer_id: FromPath[int], data: JSONBody[CustomerUpdate], principal: NamedDependency[Principal]
+    ) -> CustomerOut:
         """A customer changes their own phone or bank account."""
         async with transaction():
             customer = await accounts.update_customer(principal, customer_id, data)
@@ -153,21 +164,20 @@ class AuditController(Controller):
     guards = [requires_admin]
 
     @get("/entries", operation_id="list_audit_entries")
-    async def list_entries(self, limit: Limit = 100, before_id: Annotated[int | None, QueryParameter(ge=1)] = None,
-                           ) -> list[AuditEntryOut]:
+    async def list_entries(
+        self,
+        limit: Limit = 100,
+        before_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+    ) -> list[AuditEntryOut]:
         query = AuditEntry.select().order_by(AuditEntry.id, ascending=False).limit(limit)
         if before_id is not None:
             query = query.where(AuditEntry.id < before_id)
-        return [
-            AuditEntryOut(**{k: row[k] for k in AuditEntryOut.__struct_fields__})
-            for row in await query
-        ]
+        return [AuditEntryOut(**{k: row[k] for k in AuditEntryOut.__struct_fields__}) for row in await query]
 
     @get("/verify", operation_id="verify_audit_chain")
     async def verify_chain(self) -> AuditVerifyOut:
         report = await audit.verify()
-        return AuditVerifyOut(ok=report.ok, entries=report.entries, broken_id=report.broken_id,
-                              reason=report.reason)
+        return AuditVerifyOut(ok=report.ok, entries=report.entries, broken_id=report.broken_id, reason=report.reason)
 
 
 API_CONTROLLERS = [AuthController, CustomerController, StaffController, AuditController]

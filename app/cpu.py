@@ -1,7 +1,8 @@
 """The process pool for CPU-heavy work (password hashing, faces, signing, backtests).
 
 The event loop never runs such work itself: ``await run_cpu(fn, *args)`` ships it
-to a worker process. ``fn`` must be a module-level function (picklable).
+to a worker process. ``fn`` must be a module-level function (picklable). The pool
+belongs to the process (not to one app instance) and is started on first use.
 """
 
 from __future__ import annotations
@@ -13,29 +14,38 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_pool: ProcessPoolExecutor | None = None
-_workers = 2
+
+
+class CpuPool:
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def executor(self) -> ProcessPoolExecutor:
+        # forkserver: workers start from a clean process, safe beside the
+        # event loop's and the database driver's threads.
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor(), fn, *args)
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+POOL = CpuPool()
 
 
 def configure(workers: int) -> None:
-    global _workers
-    _workers = workers
-
-
-def pool() -> ProcessPoolExecutor:
-    """The shared pool, started on first use (forkserver: safe beside threads)."""
-    global _pool
-    if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=_workers, mp_context=multiprocessing.get_context("forkserver"))
-    return _pool
+    """Set the pool's size; takes effect when the pool starts."""
+    POOL.workers = workers
 
 
 async def run_cpu(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(pool(), fn, *args)
-
-
-def shutdown() -> None:
-    global _pool
-    if _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
-        _pool = None
+    return await POOL.run(fn, *args)

@@ -20,7 +20,6 @@ from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from piccolo.table import Table
 
 from app.secrets import load_secrets
@@ -66,9 +65,7 @@ class KeyRing:
 
     def encrypt(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(12)
-        sealed = AESGCM(self.keys[self.active_kid]).encrypt(
-            nonce, plaintext.encode(), context.encode()
-        )
+        sealed = AESGCM(self.keys[self.active_kid]).encrypt(nonce, plaintext.encode(), context.encode())
         return f"{_PREFIX}.{self.active_kid}.{base64.b64encode(nonce + sealed).decode()}"
 
     def decrypt(self, stored: str, *, context: str) -> str:
@@ -92,9 +89,7 @@ class KeyRing:
         """Keyed hash of the normalised value: equal inputs give equal hashes,
         but without the key nobody can test guesses against the table."""
         normal = unicodedata.normalize("NFKC", value).strip().upper().replace(" ", "")
-        return hmac.new(
-            self.index_key, f"{context}\x00{normal}".encode(), hashlib.sha256
-        ).hexdigest()
+        return hmac.new(self.index_key, f"{context}\x00{normal}".encode(), hashlib.sha256).hexdigest()
 
 
 @lru_cache(maxsize=1)

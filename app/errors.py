@@ -91,8 +91,9 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
     return context.current().request_id
 
 
-def _body(request: Request[Any, Any, Any], status: int, error: str, message: str,
-          fields: list[FieldError] | None = None) -> Response[ErrorBody]:
+def _body(
+    request: Request[Any, Any, Any], status: int, error: str, message: str, fields: list[FieldError] | None = None
+) -> Response[ErrorBody]:
     return Response(
         ErrorBody(error=error, message=message, fields=fields or [], request_id=_request_id(request)),
         status_code=status,

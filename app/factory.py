@@ -9,13 +9,13 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -83,8 +83,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Li
             WebController,
             *API_CONTROLLERS,
             *domain_controllers,
-            create_static_files_router(path="/static", directories=[Path(__file__).parent / "static"],
-                                       include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[Path(__file__).parent / "static"], include_in_schema=False
+            ),
         ],
         dependencies={**API_DEPENDENCIES, "jobs": Provide(lambda: jobs, sync_to_thread=False)},
         middleware=[
@@ -116,4 +117,4 @@ def app_from_env() -> Litestar:
     return create_app()
 
 
-__all__ = ["SESSION_COOKIE", "create_app", "app_from_env"]
+__all__ = ["SESSION_COOKIE", "app_from_env", "create_app"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +30,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
     the logs' context and the response headers, and write one access line."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await app(scope, receive, send)
             return
         incoming = ""
@@ -53,7 +54,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            if scope["type"] == "http":
+            if scope["type"] == ScopeType.HTTP:
                 ctx = context.current()
                 log.info(
                     "request",
@@ -81,9 +82,8 @@ class BearerAwareCSRFMiddleware(CSRFMiddleware):
     session_cookie = "branchless_session"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            _bearer(scope)
-            or (scope["path"].startswith("/api/") and not _has_cookie(scope, self.session_cookie))
+        if scope["type"] == ScopeType.HTTP and (
+            _bearer(scope) or (scope["path"].startswith("/api/") and not _has_cookie(scope, self.session_cookie))
         ):
             await self.app(scope, receive, send)
             return
@@ -93,9 +93,7 @@ class BearerAwareCSRFMiddleware(CSRFMiddleware):
 def _has_cookie(scope: Scope, name: str) -> bool:
     prefix = f"{name}="
     for header, value in scope.get("headers", []):
-        if header == b"cookie" and any(
-            part.strip().startswith(prefix) for part in value.decode("latin-1").split(";")
-        ):
+        if header == b"cookie" and any(part.strip().startswith(prefix) for part in value.decode("latin-1").split(";")):
             return True
     return False
 

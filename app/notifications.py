@@ -32,8 +32,7 @@ class FileTransport:
 
     async def deliver(self, to_account: int, channel: str, subject: str, body: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"to": to_account, "channel": channel, "subject": subject, "body": body},
-                          ensure_ascii=False)
+        line = json.dumps({"to": to_account, "channel": channel, "subject": subject, "body": body}, ensure_ascii=False)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
@@ -45,9 +44,11 @@ def transport() -> Transport:
 async def deliver(payload: dict[str, Any]) -> None:
     """Send one pending notification; a second run for the same id does nothing."""
     async with transaction():
-        note = await Notification.objects().where(
-            (Notification.id == payload["id"]) & (Notification.status == "pending")
-        ).first()
+        note = (
+            await Notification.objects()
+            .where((Notification.id == payload["id"]) & (Notification.status == "pending"))
+            .first()
+        )
         if note is None:
             return
         note.attempts += 1

@@ -26,8 +26,11 @@ async def my_profile(me: Principal) -> Panel:
 
 @home_panel(Role.account_manager, Role.claims_adjuster, Role.admin)
 async def recent_customers(me: Principal) -> Panel:
-    rows = await Customer.select(Customer.id, Customer.full_name, Customer.account.email, Customer.created_at) \
-        .order_by(Customer.id, ascending=False).limit(10)
+    rows = (
+        await Customer.select(Customer.id, Customer.full_name, Customer.account.email, Customer.created_at)
+        .order_by(Customer.id, ascending=False)
+        .limit(10)
+    )
     return Panel(
         "Recent customers",
         ["#", "Name", "Email", "Joined"],
@@ -37,10 +40,14 @@ async def recent_customers(me: Principal) -> Panel:
 
 @home_panel(Role.admin)
 async def staff(me: Principal) -> Panel:
-    rows = await Account.select(Account.display_name, Account.email, Account.role) \
-        .where(Account.role.is_in([r.value for r in STAFF_ROLES])).order_by(Account.role)
-    return Panel("Staff", ["Name", "Email", "Role"],
-                 [[r["display_name"], r["email"], r["role"].replace("_", " ")] for r in rows])
+    rows = (
+        await Account.select(Account.display_name, Account.email, Account.role)
+        .where(Account.role.is_in([r.value for r in STAFF_ROLES]))
+        .order_by(Account.role)
+    )
+    return Panel(
+        "Staff", ["Name", "Email", "Role"], [[r["display_name"], r["email"], r["role"].replace("_", " ")] for r in rows]
+    )
 
 
 @home_panel(Role.admin)

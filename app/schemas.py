@@ -35,7 +35,7 @@ def normalise_mobile(value: str) -> str:
 
 def normalise_id_number(value: str) -> str:
     try:
-        return ric.validate(value)  # type: ignore[no-any-return]
+        return str(ric.validate(value))
     except StdnumError as exc:
         raise ValueError(f"idNumber: not a valid resident identity number ({exc})") from None
 
@@ -57,7 +57,7 @@ class CustomerCreate(Base):
 
 class CustomerUpdate(Base):
     phone: Phone | UnsetType = UNSET
-    bank_account: BankAccount | None | UnsetType = UNSET
+    bank_account: BankAccount | UnsetType | None = UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.phone, str):
@@ -107,7 +107,7 @@ class TokenOut(Base):
     token: str
     expires_at: datetime
     account: AccountOut
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
 
 
 class AuditEntryOut(Base):

@@ -23,7 +23,7 @@ class DemoLogin:
     password: str
 
 
-DEMO_PASSWORD = "branchless-demo"
+DEMO_PASSWORD = "branchless-demo"  # noqa: S105 (printed demo login; seed refuses production)
 STAFF = [
     ("admin", "admin@demo.branchless.cn", "Ada Admin"),
     ("account_manager", "manager@demo.branchless.cn", "李敏 (Li Min)"),
@@ -63,7 +63,7 @@ def _months_back(n: int, today: date) -> list[str]:
 async def seed() -> list[DemoLogin]:
     """Create the demo data unless it exists; return the logins."""
     from claims.tables import Policy
-    from credit.tables import Taxpayer, TaxFiling
+    from credit.tables import TaxFiling, Taxpayer
 
     async with transaction():
         for role, email, name in STAFF:
@@ -109,7 +109,7 @@ async def seed() -> list[DemoLogin]:
             fetched_at=now,
         )
         await taxpayer.save()
-        rng = random.Random(20260527)
+        rng = random.Random(20260527)  # noqa: S311 (reproducible demo figures, not security)
         filings = []
         for i, period in enumerate(_months_back(24, today)):
             sales = int(rng.uniform(280_000, 420_000) * 100 * (1 + i / 80))

@@ -61,12 +61,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not (self.is_postgres or self.database_url.startswith("sqlite:///")):
             raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
-        if self.environment == "production" and not (
-            self.secret_key and self.encryption_keys and self.blind_index_key
-        ):
+        if self.environment == "production" and not (self.secret_key and self.encryption_keys and self.blind_index_key):
             raise ValueError(
-                "production needs BRANCHLESS_SECRET_KEY, BRANCHLESS_ENCRYPTION_KEYS "
-                "and BRANCHLESS_BLIND_INDEX_KEY"
+                "production needs BRANCHLESS_SECRET_KEY, BRANCHLESS_ENCRYPTION_KEYS and BRANCHLESS_BLIND_INDEX_KEY"
             )
 
 
@@ -89,7 +86,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         message = str(exc)
         for field, var in _FIELD_ENV.items():
             if f"$.{field}" in message:
-                raise SettingsError(f"{var}: {message.split(' - at ')[0]}") from None
+                raise SettingsError(f"{var}: {message.split(' - at ', maxsplit=1)[0]}") from None
         hint = "DATABASE_URL" if "DATABASE_URL" in message else "settings"
         raise SettingsError(f"{hint}: {message}") from None
 

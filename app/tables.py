@@ -6,6 +6,7 @@ from piccolo.columns import (
     Boolean,
     ForeignKey,
     Integer,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -15,6 +16,8 @@ from piccolo.table import Table
 
 class Account(Table, tablename="account"):
     """Anyone who logs in: a customer or a member of staff, with exactly one role."""
+
+    id = Serial(primary_key=True)
 
     email = Varchar(length=254, unique=True, index=True)
     display_name = Varchar(length=200)
@@ -27,6 +30,8 @@ class Account(Table, tablename="account"):
 class Customer(Table, tablename="customer"):
     """A person the platform serves. Identity, phone and bank numbers are stored
     encrypted (``*_enc``) and found through keyed hashes (``*_hash``)."""
+
+    id = Serial(primary_key=True)
 
     account = ForeignKey(references=Account, unique=True, index=True)
     full_name = Varchar(length=200)
@@ -44,6 +49,8 @@ class AuthToken(Table, tablename="auth_token"):
     """A login: a browser session (cookie) or an API bearer token. Only the
     SHA-256 of the secret is stored, so a database leak grants no access."""
 
+    id = Serial(primary_key=True)
+
     token_hash = Varchar(length=64, unique=True, index=True)
     account = ForeignKey(references=Account, index=True)
     kind = Varchar(length=16)
@@ -56,6 +63,8 @@ class AuthToken(Table, tablename="auth_token"):
 
 class AuditEntry(Table, tablename="audit_entry"):
     """One link of the append-only, hash-chained audit log."""
+
+    id = Serial(primary_key=True)
 
     at = Timestamptz()
     actor_id = Integer(null=True, default=None)
@@ -74,6 +83,8 @@ class AuditEntry(Table, tablename="audit_entry"):
 
 class Notification(Table, tablename="notification"):
     """Outbox of messages to customers and staff; delivered by a background job."""
+
+    id = Serial(primary_key=True)
 
     account = ForeignKey(references=Account, index=True)
     channel = Varchar(length=16, default="email")

@@ -77,8 +77,6 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-
-
 @dataclass
 class LoginData:
     email: str = ""
@@ -109,15 +107,22 @@ class WebController(Controller):
         settings = get_settings()
         async with transaction():
             token, _ = await issue_token(
-                account.id, TokenKind.session, timedelta(minutes=settings.session_ttl_minutes),
+                account.id,
+                TokenKind.session,
+                timedelta(minutes=settings.session_ttl_minutes),
                 ip=request.client.host if request.client else "",
                 user_agent=request.headers.get("user-agent", ""),
             )
             await audit.record("auth.login", "account", account.id, actor_id=account.id, actor_role=account.role)
         response = Redirect(_safe_next(data.next), status_code=303)
         response.set_cookie(
-            SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookies,
-            max_age=settings.session_ttl_minutes * 60, path="/",
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=settings.secure_cookies,
+            max_age=settings.session_ttl_minutes * 60,
+            path="/",
         )
         return response
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from app.security import Principal, Role, requires_role
 from app.web import Panel, home_panel
@@ -23,8 +23,12 @@ class PolicyController(Controller):
     guards = [_readers]
 
     @get("/", operation_id="list_policies")
-    async def list_policies(self, principal: NamedDependency[Principal], limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-                            offset: Annotated[int, QueryParameter(ge=0)] = 0) -> list[PolicyOut]:
+    async def list_policies(
+        self,
+        principal: NamedDependency[Principal],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> list[PolicyOut]:
         """A customer sees their own policies; adjusters and admins see all."""
         return [service.policy_out(p) for p in await service.list_policies(principal, limit, offset)]
 
@@ -40,8 +44,15 @@ async def policies_panel(me: Principal) -> Panel:
     return Panel(
         title,
         ["Policy", "Product", "Covered until", "Sum insured"],
-        [[p.policy_number, p.product, p.coverage_end.isoformat(), f"{service.fen_to_yuan(p.sum_insured_fen)} {p.currency}"]
-         for p in policies],
+        [
+            [
+                p.policy_number,
+                p.product,
+                p.coverage_end.isoformat(),
+                f"{service.fen_to_yuan(p.sum_insured_fen)} {p.currency}",
+            ]
+            for p in policies
+        ],
         empty="No policies.",
     )
 

@@ -16,10 +16,16 @@ def fen_to_yuan(fen: int) -> str:
 
 def policy_out(p: Policy) -> PolicyOut:
     return PolicyOut(
-        id=p.id, policy_number=p.policy_number, customer_id=p.customer, product=p.product,
-        coverage_start=p.coverage_start, coverage_end=p.coverage_end,
-        sum_insured=fen_to_yuan(p.sum_insured_fen), deductible=fen_to_yuan(p.deductible_fen),
-        currency=p.currency, status=p.status,
+        id=p.id,
+        policy_number=p.policy_number,
+        customer_id=p.customer,
+        product=p.product,
+        coverage_start=p.coverage_start,
+        coverage_end=p.coverage_end,
+        sum_insured=fen_to_yuan(p.sum_insured_fen),
+        deductible=fen_to_yuan(p.deductible_fen),
+        currency=p.currency,
+        status=p.status,
     )
 
 

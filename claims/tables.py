@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, Date, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import BigInt, Date, ForeignKey, Serial, Timestamptz, Varchar
 from piccolo.table import Table
 
 from app.tables import Customer
@@ -10,6 +10,8 @@ from app.tables import Customer
 
 class Policy(Table, tablename="policy"):
     """An insurance policy; money in integer fen with its currency."""
+
+    id = Serial(primary_key=True)
 
     policy_number = Varchar(length=32, unique=True, index=True)
     customer = ForeignKey(references=Customer, index=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath
 
 from app.security import Principal, Role, requires_role
 from app.web import Panel, home_panel
@@ -32,8 +30,9 @@ async def tax_panel(me: Principal) -> Panel:
         latest = grades[max(grades)] if grades else "—"
         rows.append([tp.name, tp.taxpayer_id, latest, f"{service.yuan(await service.tax_paid_last_12(tp.id))} CNY"])
     title = "My tax records" if me.role == Role.customer else "Taxpayers on file"
-    return Panel(title, ["Taxpayer", "Code", "Latest grade", "Tax paid, 12 months"], rows,
-                 empty="No tax records shared yet.")
+    return Panel(
+        title, ["Taxpayer", "Code", "Latest grade", "Tax paid, 12 months"], rows, empty="No tax records shared yet."
+    )
 
 
 CONTROLLERS = [TaxpayerController]

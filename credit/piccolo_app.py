@@ -4,7 +4,7 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
-from credit.tables import Taxpayer, TaxFiling
+from credit.tables import TaxFiling, Taxpayer
 
 APP_CONFIG = AppConfig(
     app_name="credit",

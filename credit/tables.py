@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, BigInt, Boolean, Date, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import JSON, BigInt, Boolean, Date, ForeignKey, Serial, Timestamptz, Varchar
 from piccolo.table import Table
 
 from app.tables import Customer
@@ -10,6 +10,8 @@ from app.tables import Customer
 
 class Taxpayer(Table, tablename="taxpayer"):
     """An enterprise (unified social credit code) or sole proprietor (resident ID)."""
+
+    id = Serial(primary_key=True)
 
     taxpayer_id = Varchar(length=18, unique=True, index=True)
     customer = ForeignKey(references=Customer, null=True, default=None, index=True)
@@ -26,6 +28,8 @@ class Taxpayer(Table, tablename="taxpayer"):
 
 class TaxFiling(Table, tablename="tax_filing"):
     """One month's filing; money in integer fen."""
+
+    id = Serial(primary_key=True)
 
     taxpayer = ForeignKey(references=Taxpayer, index=True)
     period = Varchar(length=7)

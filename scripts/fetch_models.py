@@ -136,6 +136,7 @@ def convert_mobilefacenet(tflite: bytes, work: Path) -> bytes:
 
 def convert_sface(original: bytes, *, fold_int8: bool) -> bytes:
     """Drop the declared-but-unused graph inputs; optionally fold the int8 weights to float32."""
+    import numpy as np
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
@@ -163,7 +164,9 @@ def convert_sface(original: bytes, *, fold_int8: bool) -> bytes:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        values = session.run(boundary, {})
+        dummy = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+                 for i in session.get_inputs()}
+        values = session.run(boundary, dummy)
         needed = {n for node in runtime_nodes for n in node.input}
         kept_inits = [init for init in graph.initializer if init.name in needed]
         del graph.initializer[:]

@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,6 @@ async def client(app: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def uid() -> Iterator[str]:
+def uid() -> str:
     """A short unique token for emails and numbers, so tests never collide."""
-    yield secrets.token_hex(4)
+    return secrets.token_hex(4)

@@ -38,8 +38,14 @@ async def make_customer(name: str = "测试客户") -> Person:
     email = f"c-{secrets.token_hex(5)}@example.cn"
     async with transaction():
         customer_id = await accounts.create_customer(
-            CustomerCreate(email=email, password=PASSWORD, full_name=name, phone=mobile(), id_number=id_number(),
-                           bank_account="62220202" + f"{secrets.randbelow(10**11):011d}")
+            CustomerCreate(
+                email=email,
+                password=PASSWORD,
+                full_name=name,
+                phone=mobile(),
+                id_number=id_number(),
+                bank_account="62220202" + f"{secrets.randbelow(10**11):011d}",
+            )
         )
     from app.tables import Customer
 
@@ -73,8 +79,12 @@ async def make_policy(customer_id: int) -> int:
     from claims.tables import Policy
 
     policy = Policy(
-        policy_number=f"PT-{secrets.token_hex(6)}", customer=customer_id, product="Medical",
-        coverage_start=date(2026, 1, 1), coverage_end=date(2026, 12, 31), sum_insured_fen=50_000_000,
+        policy_number=f"PT-{secrets.token_hex(6)}",
+        customer=customer_id,
+        product="Medical",
+        coverage_start=date(2026, 1, 1),
+        coverage_end=date(2026, 12, 31),
+        sum_insured_fen=50_000_000,
         created_at=datetime.now(UTC),
     )
     await policy.save()
@@ -84,16 +94,29 @@ async def make_policy(customer_id: int) -> int:
 async def make_taxpayer(customer_id: int) -> int:
     from stdnum.cn import uscc
 
-    from credit.tables import Taxpayer, TaxFiling
+    from credit.tables import TaxFiling, Taxpayer
 
     body = "91110105" + secrets.token_hex(5).upper()[:9]
     body = "".join(c if c not in "IOSVZ" else "A" for c in body)
     tp = Taxpayer(
-        taxpayer_id=body + uscc.calc_check_digit(body), customer=customer_id, name="测试企业",
-        registered_on=date(2019, 3, 1), industry="retail", status="normal", grades={"2025": "B"},
+        taxpayer_id=body + uscc.calc_check_digit(body),
+        customer=customer_id,
+        name="测试企业",
+        registered_on=date(2019, 3, 1),
+        industry="retail",
+        status="normal",
+        grades={"2025": "B"},
         fetched_at=datetime.now(UTC),
     )
     await tp.save()
-    await TaxFiling.insert(TaxFiling(taxpayer=tp.id, period="2026-10", vat_sales_fen=100_00, vat_paid_fen=6_00,
-                                     income_tax_fen=2_00, filed_on_time=True))
+    await TaxFiling.insert(
+        TaxFiling(
+            taxpayer=tp.id,
+            period="2026-10",
+            vat_sales_fen=100_00,
+            vat_paid_fen=6_00,
+            income_tax_fen=2_00,
+            filed_on_time=True,
+        )
+    )
     return int(tp.id)

@@ -37,13 +37,15 @@ def server(cli_env: dict[str, str]) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [".venv/bin/branchless", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310 (loopback only)
+            with urllib.request.urlopen(f"{base}/health", timeout=1):
                 break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:

@@ -50,11 +50,13 @@ def people() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("role", list(HOME_TITLES))
-def test_role_logs_in_and_sees_its_home(role: str, server: str, browser: Any, people: dict[str, str],
-                                        shots: Path) -> None:
+def test_role_logs_in_and_sees_its_home(
+    role: str, server: str, browser: Any, people: dict[str, str], shots: Path
+) -> None:
     mobile = role == "customer"
-    context = browser.new_context(viewport={"width": 390, "height": 844} if mobile else {"width": 1280, "height": 800},
-                                  device_scale_factor=1)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844} if mobile else {"width": 1280, "height": 800}, device_scale_factor=1
+    )
     page = context.new_page()
     _login(page, server, people[role], PASSWORD)
     assert page.url.rstrip("/") == server
@@ -65,7 +67,7 @@ def test_role_logs_in_and_sees_its_home(role: str, server: str, browser: Any, pe
         assert "My tax records" in page.content()
         assert "*" * 14 in page.content()  # identity number shown masked, last four digits only
     if role == "admin":
-        assert page.locator("dt:has-text(\"Hash chain\") + dd").inner_text() == "intact"
+        assert page.locator('dt:has-text("Hash chain") + dd').inner_text() == "intact"
     page.click("text=Log out")
     page.wait_for_load_state("networkidle")
     assert "/login" in page.url

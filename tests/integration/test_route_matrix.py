@@ -20,13 +20,22 @@ STAFF = ("account_manager", "risk_officer", "claims_adjuster", "admin")
 
 
 def _signup() -> dict[str, Any]:
-    return {"email": f"m-{secrets.token_hex(5)}@example.cn", "password": PASSWORD, "fullName": "矩阵",
-            "phone": mobile(), "idNumber": id_number()}
+    return {
+        "email": f"m-{secrets.token_hex(5)}@example.cn",
+        "password": PASSWORD,
+        "fullName": "矩阵",
+        "phone": mobile(),
+        "idNumber": id_number(),
+    }
 
 
 def _staff() -> dict[str, Any]:
-    return {"email": f"s-{secrets.token_hex(5)}@branchless.cn", "password": PASSWORD, "displayName": "New",
-            "role": "account_manager"}
+    return {
+        "email": f"s-{secrets.token_hex(5)}@branchless.cn",
+        "password": PASSWORD,
+        "displayName": "New",
+        "role": "account_manager",
+    }
 
 
 @dataclass(frozen=True)
@@ -41,13 +50,13 @@ class Case:
 
 
 def only(roles: dict[str, int], default: int, anon: int = 401) -> dict[str, int]:
-    out = {r: default for r in ROLES}
+    out = dict.fromkeys(ROLES, default)
     out["anon"] = anon
     out.update(roles)
     return out
 
 
-PUBLIC = {r: 200 for r in ROLES}
+PUBLIC = dict.fromkeys(ROLES, 200)
 
 MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case(PUBLIC),
@@ -57,30 +66,35 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/schema/swagger"): Case(PUBLIC),
     ("GET", "/schema/openapi.json"): Case(PUBLIC),
     ("GET", "/schema/oauth2-redirect.html"): Case(PUBLIC),
-    ("GET", "/schema/{path:str}"): Case({r: 404 for r in ROLES}),
+    ("GET", "/schema/{path:str}"): Case(dict.fromkeys(ROLES, 404)),
     ("GET", "/static/{file_path:path}"): Case(PUBLIC),
     ("GET", "/login"): Case(PUBLIC),
-    ("POST", "/login"): Case({r: 401 for r in ROLES}, form=lambda: {"email": "x@example.cn", "password": "wrong"}),
+    ("POST", "/login"): Case(dict.fromkeys(ROLES, 401), form=lambda: {"email": "x@example.cn", "password": "wrong"}),
     ("POST", "/logout"): Case(only({}, 303), form=dict),
     ("GET", "/"): Case(only({}, 200, anon=302)),
-    ("POST", "/api/auth/tokens"): Case({r: 401 for r in ROLES},
-                                       json=lambda: {"email": "x@example.cn", "password": "wrong"}),
+    ("POST", "/api/auth/tokens"): Case(
+        dict.fromkeys(ROLES, 401), json=lambda: {"email": "x@example.cn", "password": "wrong"}
+    ),
     ("GET", "/api/auth/me"): Case(only({}, 200)),
     ("DELETE", "/api/auth/tokens/current"): Case(only({}, 204)),
-    ("POST", "/api/customers"): Case({r: 201 for r in ROLES}, json=_signup, note="sign-up is open"),
+    ("POST", "/api/customers"): Case(dict.fromkeys(ROLES, 201), json=_signup, note="sign-up is open"),
     ("GET", "/api/customers"): Case(only({"account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403)),
     ("GET", "/api/customers/{customer_id:int}"): Case(
-        only({"own": 200, "other": 404, "account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403)),
+        only({"own": 200, "other": 404, "account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403)
+    ),
     ("PATCH", "/api/customers/{customer_id:int}"): Case(
-        only({"own": 200, "other": 404}, 403), json=lambda: {"phone": mobile()}),
+        only({"own": 200, "other": 404}, 403), json=lambda: {"phone": mobile()}
+    ),
     ("POST", "/api/staff"): Case(only({"admin": 201}, 403), json=_staff),
     ("GET", "/api/audit/entries"): Case(only({"admin": 200}, 403)),
     ("GET", "/api/audit/verify"): Case(only({"admin": 200}, 403)),
     ("GET", "/api/policies"): Case(only({"own": 200, "other": 200, "claims_adjuster": 200, "admin": 200}, 403)),
     ("GET", "/api/policies/{policy_id:int}"): Case(
-        only({"own": 200, "other": 404, "claims_adjuster": 200, "admin": 200}, 403)),
+        only({"own": 200, "other": 404, "claims_adjuster": 200, "admin": 200}, 403)
+    ),
     ("GET", "/api/taxpayers/{taxpayer_pk:int}"): Case(
-        only({"own": 200, "other": 404, "risk_officer": 200, "account_manager": 200, "admin": 200}, 403)),
+        only({"own": 200, "other": 404, "risk_officer": 200, "account_manager": 200, "admin": 200}, 403)
+    ),
 }
 
 

@@ -9,8 +9,14 @@ from tests.helpers import PASSWORD, bearer, id_number, make_customer, mobile
 
 
 def _signup(uid: str, **over: Any) -> dict[str, Any]:
-    body = {"email": f"new-{uid}@example.cn", "password": PASSWORD, "fullName": "李雷", "phone": mobile(),
-            "idNumber": id_number(), "bankAccount": "6222020200112233445"}
+    body = {
+        "email": f"new-{uid}@example.cn",
+        "password": PASSWORD,
+        "fullName": "李雷",
+        "phone": mobile(),
+        "idNumber": id_number(),
+        "bankAccount": "6222020200112233445",
+    }
     body.update(over)
     return body
 
@@ -84,8 +90,9 @@ async def test_malformed_json_is_a_clear_4xx(client: Any) -> None:
 
 
 async def test_oversized_body_is_refused(client: Any) -> None:
-    r = await client.post("/api/customers", content=b"x" * (11 * 1024 * 1024),
-                          headers={"content-type": "application/json"})
+    r = await client.post(
+        "/api/customers", content=b"x" * (11 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error"] == "too_large"
 
@@ -93,12 +100,16 @@ async def test_oversized_body_is_refused(client: Any) -> None:
 async def test_customer_updates_own_phone_and_the_change_is_audited(client: Any) -> None:
     me = await make_customer()
     new_phone = mobile()
-    r = await client.patch(f"/api/customers/{me.customer_id}", json={"phone": new_phone}, headers=await bearer(me.account_id))
+    r = await client.patch(
+        f"/api/customers/{me.customer_id}", json={"phone": new_phone}, headers=await bearer(me.account_id)
+    )
     assert r.status_code == 200, r.text
     assert r.json()["phone"].endswith(new_phone[-4:])
-    entry = await AuditEntry.select().where(
-        (AuditEntry.action == "customer.updated") & (AuditEntry.entity_id == str(me.customer_id))
-    ).first()
+    entry = (
+        await AuditEntry.select()
+        .where((AuditEntry.action == "customer.updated") & (AuditEntry.entity_id == str(me.customer_id)))
+        .first()
+    )
     assert entry is not None
     assert entry["actor_id"] == me.account_id
     assert entry["before_digest"] != entry["after_digest"]
@@ -107,6 +118,7 @@ async def test_customer_updates_own_phone_and_the_change_is_audited(client: Any)
 
 async def test_customer_cannot_update_another_customer(client: Any) -> None:
     me, other = await make_customer(), await make_customer()
-    r = await client.patch(f"/api/customers/{other.customer_id}", json={"phone": mobile()},
-                           headers=await bearer(me.account_id))
+    r = await client.patch(
+        f"/api/customers/{other.customer_id}", json={"phone": mobile()}, headers=await bearer(me.account_id)
+    )
     assert r.status_code == 404

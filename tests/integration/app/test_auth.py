@@ -115,8 +115,9 @@ async def test_api_call_with_session_cookie_needs_csrf(client: Any) -> None:
     r = await client.patch(f"/api/customers/{me.customer_id}", json={"phone": "13912345678"})
     assert r.status_code == 403
     token = client.cookies.get("branchless_csrf")
-    r = await client.patch(f"/api/customers/{me.customer_id}", json={"phone": "13912345678"},
-                           headers={"x-csrftoken": token})
+    r = await client.patch(
+        f"/api/customers/{me.customer_id}", json={"phone": "13912345678"}, headers={"x-csrftoken": token}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -130,8 +131,10 @@ async def test_failed_page_login_shows_an_error(client: Any) -> None:
 async def test_login_never_redirects_off_site(client: Any) -> None:
     me = await make_customer()
     page = await client.get("/login")
-    r = await client.post("/login", data={"email": me.email, "password": PASSWORD, "next": "//evil.example/x",
-                                          "_csrf_token": _csrf(page.text)})
+    r = await client.post(
+        "/login",
+        data={"email": me.email, "password": PASSWORD, "next": "//evil.example/x", "_csrf_token": _csrf(page.text)},
+    )
     assert r.status_code == 303
     assert r.headers["location"] == "/"
 

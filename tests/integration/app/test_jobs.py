@@ -26,8 +26,16 @@ async def _wait_sent(note_id: int, timeout: float = 15.0) -> dict[str, Any]:
 
 
 async def test_signup_welcome_message_is_delivered_by_the_queue(client: Any, uid: str, work_dir: Path) -> None:
-    r = await client.post("/api/customers", json={"email": f"jobs-{uid}@example.cn", "password": PASSWORD,
-                                                   "fullName": "王五", "phone": mobile(), "idNumber": id_number()})
+    r = await client.post(
+        "/api/customers",
+        json={
+            "email": f"jobs-{uid}@example.cn",
+            "password": PASSWORD,
+            "fullName": "王五",
+            "phone": mobile(),
+            "idNumber": id_number(),
+        },
+    )
     assert r.status_code == 201
     from app.tables import Customer
 
@@ -54,8 +62,9 @@ async def test_unfinished_work_resumes_when_the_app_starts() -> None:
     """Work recorded in the database but never queued (a crash, or the in-memory
     queue lost with a restart) is found by the start-up sweep and done."""
     me = await make_customer()
-    note = Notification(account=me.account_id, subject="Left behind", body="from before the restart",
-                        created_at=datetime.now(UTC))
+    note = Notification(
+        account=me.account_id, subject="Left behind", body="from before the restart", created_at=datetime.now(UTC)
+    )
     await note.save()
     app = create_app()
     async with running(app):

@@ -25,8 +25,9 @@ async def test_rotation_moves_every_value_to_the_new_key(cli_env: dict[str, str]
         "BRANCHLESS_SECRET_KEY": current.secret_key,
     }
     before = await Customer.select().where(Customer.id == me.customer_id).first()
-    run = subprocess.run([".venv/bin/branchless", "keys", "rotate"], env=env, capture_output=True, text=True,
-                         check=False)
+    run = subprocess.run(
+        [".venv/bin/branchless", "keys", "rotate"], env=env, capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr
     counts = json.loads(run.stdout)["reencrypted"]
     assert counts["customer.phone"] >= 1
@@ -38,8 +39,9 @@ async def test_rotation_moves_every_value_to_the_new_key(cli_env: dict[str, str]
     # the lookup hashes do not change: values stay findable during and after rotation
     assert after["id_number_hash"] == before["id_number_hash"]
     # a second run has nothing left to do for this customer
-    again = subprocess.run([".venv/bin/branchless", "keys", "rotate"], env=env, capture_output=True, text=True,
-                           check=False)
+    again = subprocess.run(
+        [".venv/bin/branchless", "keys", "rotate"], env=env, capture_output=True, text=True, check=False
+    )
     assert json.loads(again.stdout)["reencrypted"]["customer.phone"] == 0
     # put the data back under the suite's key for the tests that follow
     back = {**env, "BRANCHLESS_ENCRYPTION_KEYS": f"{current.encryption_keys},k2:{new_key}"}

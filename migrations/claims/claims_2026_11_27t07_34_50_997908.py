@@ -21,12 +21,12 @@ class Customer(Table, tablename="customer", schema=None):
         index=False,
         index_method=IndexMethod.btree,
         choices=None,
-        db_column_name="id",
+        db_column_name=None,
         secret=False,
     )
 
 
-ID = "2026-11-27T07:17:55:756193"
+ID = "2026-11-27T07:34:50:997908"
 VERSION = "1.38.0"
 DESCRIPTION = ""
 
@@ -38,6 +38,26 @@ async def forwards():
 
     manager.add_table(
         class_name="Policy", tablename="policy", schema=None, columns=None
+    )
+
+    manager.add_column(
+        table_class_name="Policy",
+        tablename="policy",
+        column_name="id",
+        db_column_name="id",
+        column_class_name="Serial",
+        column_class=Serial,
+        params={
+            "null": False,
+            "primary_key": True,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
     )
 
     manager.add_column(

@@ -23,7 +23,7 @@ class Customer(Table, tablename="customer", schema=None):
         index=False,
         index_method=IndexMethod.btree,
         choices=None,
-        db_column_name="id",
+        db_column_name=None,
         secret=False,
     )
 
@@ -36,12 +36,12 @@ class Taxpayer(Table, tablename="taxpayer", schema=None):
         index=False,
         index_method=IndexMethod.btree,
         choices=None,
-        db_column_name="id",
+        db_column_name=None,
         secret=False,
     )
 
 
-ID = "2026-11-27T07:17:53:852452"
+ID = "2026-11-27T07:34:48:718000"
 VERSION = "1.38.0"
 DESCRIPTION = ""
 
@@ -52,11 +52,181 @@ async def forwards():
     )
 
     manager.add_table(
-        class_name="Taxpayer", tablename="taxpayer", schema=None, columns=None
+        class_name="TaxFiling", tablename="tax_filing", schema=None, columns=None
     )
 
     manager.add_table(
-        class_name="TaxFiling", tablename="tax_filing", schema=None, columns=None
+        class_name="Taxpayer", tablename="taxpayer", schema=None, columns=None
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="id",
+        db_column_name="id",
+        column_class_name="Serial",
+        column_class=Serial,
+        params={
+            "null": False,
+            "primary_key": True,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="taxpayer",
+        db_column_name="taxpayer",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": Taxpayer,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="period",
+        db_column_name="period",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 7,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="vat_sales_fen",
+        db_column_name="vat_sales_fen",
+        column_class_name="BigInt",
+        column_class=BigInt,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="vat_paid_fen",
+        db_column_name="vat_paid_fen",
+        column_class_name="BigInt",
+        column_class=BigInt,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="income_tax_fen",
+        db_column_name="income_tax_fen",
+        column_class_name="BigInt",
+        column_class=BigInt,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="TaxFiling",
+        tablename="tax_filing",
+        column_name="filed_on_time",
+        db_column_name="filed_on_time",
+        column_class_name="Boolean",
+        column_class=Boolean,
+        params={
+            "default": True,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="Taxpayer",
+        tablename="taxpayer",
+        column_name="id",
+        db_column_name="id",
+        column_class_name="Serial",
+        column_class=Serial,
+        params={
+            "null": False,
+            "primary_key": True,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
     )
 
     manager.add_column(
@@ -264,136 +434,6 @@ async def forwards():
         column_class=Timestamptz,
         params={
             "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="TaxFiling",
-        tablename="tax_filing",
-        column_name="taxpayer",
-        db_column_name="taxpayer",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": Taxpayer,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="TaxFiling",
-        tablename="tax_filing",
-        column_name="period",
-        db_column_name="period",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 7,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="TaxFiling",
-        tablename="tax_filing",
-        column_name="vat_sales_fen",
-        db_column_name="vat_sales_fen",
-        column_class_name="BigInt",
-        column_class=BigInt,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="TaxFiling",
-        tablename="tax_filing",
-        column_name="vat_paid_fen",
-        db_column_name="vat_paid_fen",
-        column_class_name="BigInt",
-        column_class=BigInt,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="TaxFiling",
-        tablename="tax_filing",
-        column_name="income_tax_fen",
-        db_column_name="income_tax_fen",
-        column_class_name="BigInt",
-        column_class=BigInt,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="TaxFiling",
-        tablename="tax_filing",
-        column_name="filed_on_time",
-        db_column_name="filed_on_time",
-        column_class_name="Boolean",
-        column_class=Boolean,
-        params={
-            "default": True,
             "null": False,
             "primary_key": False,
             "unique": False,
