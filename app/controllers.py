@@ -126,7 +126,9 @@ class CustomerController(Controller):
         guards=[requires_role(Role.account_manager, Role.claims_adjuster, Role.admin)],
     )
     async def list_customers(self, limit: Limit = 50, offset: Offset = 0) -> list[CustomerOut]:
-        return [accounts.customer_out(c) for c in await accounts.list_customers(limit, offset)]
+        customers = await accounts.list_customers(limit, offset)
+        await audit.record("customer.listed", "customer", "", detail={"ids": [c.id for c in customers]})
+        return [accounts.customer_out(c) for c in customers]
 
     @get(
         "/{customer_id:int}",
@@ -134,7 +136,11 @@ class CustomerController(Controller):
         guards=[requires_role(Role.customer, Role.account_manager, Role.claims_adjuster, Role.admin)],
     )
     async def get_customer(self, customer_id: FromPath[int], principal: NamedDependency[Principal]) -> CustomerOut:
-        return accounts.customer_out(await accounts.visible_customer(principal, customer_id))
+        """Staff reading a customer's record is itself audited (who looked at whom)."""
+        customer = await accounts.visible_customer(principal, customer_id)
+        if principal.is_staff:
+            await audit.record("customer.viewed", "customer", customer_id)
+        return accounts.customer_out(customer)
 
     @patch("/{customer_id:int}", operation_id="update_customer", guards=[requires_role(Role.customer)])
     async def update_customer(

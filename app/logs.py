@@ -61,6 +61,19 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return {k: ("[redacted]" if _sensitive(k) else _scrub(v)) for k, v in event.items()}
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record, so that
+    redirecting stderr (a supervisor, a test's capture) needs no reconfiguration."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, litestar) through one pipeline."""
     shared: list[Any] = [
@@ -82,7 +95,7 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -39,3 +39,48 @@ async def test_openapi_lists_the_api(client: Any) -> None:
     assert "/api/customers" in spec["paths"]
     ops = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
     assert {"create_customer", "get_customer", "create_token", "verify_audit_chain"} <= ops
+
+
+async def test_request_logs_are_json_with_request_id_and_no_personal_data(client: Any, capsys: Any, uid: str) -> None:
+    import json
+
+    from tests.helpers import PASSWORD, id_number, mobile
+
+    number, phone = id_number(), mobile()
+    capsys.readouterr()
+    r = await client.post(
+        "/api/customers",
+        json={
+            "email": f"log-{uid}@example.cn",
+            "password": PASSWORD,
+            "fullName": "赵六",
+            "phone": phone,
+            "idNumber": number,
+        },
+    )
+    assert r.status_code == 201
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("event") == "request" and line.get("path") == "/api/customers"]
+    assert access
+    assert access[0]["request_id"] == r.headers["x-request-id"]
+    assert number not in err
+    assert phone not in err
+    assert PASSWORD not in err
+
+
+async def test_staff_reading_a_customer_is_audited(client: Any) -> None:
+    from app.tables import AuditEntry
+    from tests.helpers import bearer, make_customer, make_staff
+
+    customer, manager = await make_customer(), await make_staff("account_manager")
+    r = await client.get(f"/api/customers/{customer.customer_id}", headers=await bearer(manager.account_id))
+    assert r.status_code == 200
+    entry = (
+        await AuditEntry.select()
+        .where((AuditEntry.action == "customer.viewed") & (AuditEntry.entity_id == str(customer.customer_id)))
+        .first()
+    )
+    assert entry is not None
+    assert entry["actor_id"] == manager.account_id
+    assert entry["actor_role"] == "account_manager"
