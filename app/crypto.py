@@ -81,6 +81,25 @@ class KeyRing:
         except InvalidTag:
             raise CryptoError("value was altered or belongs to another column") from None
 
+    def encrypt_bytes(self, data: bytes, *, context: str) -> bytes:
+        """Binary form for files: ``v1.<kid>.`` header, then nonce and ciphertext."""
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.keys[self.active_kid]).encrypt(nonce, data, context.encode())
+        return f"{_PREFIX}.{self.active_kid}.".encode() + nonce + sealed
+
+    def decrypt_bytes(self, blob: bytes, *, context: str) -> bytes:
+        try:
+            prefix, kid, rest = blob.split(b".", 2)
+        except ValueError:
+            raise CryptoError("not an encrypted blob") from None
+        name = kid.decode(errors="replace")
+        if prefix.decode(errors="replace") != _PREFIX or name not in self.keys:
+            raise CryptoError(f"unknown key id {name!r}")
+        try:
+            return AESGCM(self.keys[name]).decrypt(rest[:12], rest[12:], context.encode())
+        except InvalidTag:
+            raise CryptoError("blob was altered or belongs to another kind") from None
+
     @staticmethod
     def key_id(stored: str) -> str:
         return stored.split(".", 2)[1]

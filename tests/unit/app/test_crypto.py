@@ -76,3 +76,11 @@ def test_blind_index_is_keyed_normalised_and_per_column() -> None:
     assert RING.blind_index("x", context="c.id") != RING.blind_index("x", context="c.phone")
     other = KeyRing.parse(f"k1:{_key()}", _key())
     assert other.blind_index("x", context="c.id") != RING.blind_index("x", context="c.id")
+
+
+@given(st.binary(max_size=4096))
+def test_bytes_round_trip_and_context_binding(data: bytes) -> None:
+    sealed = RING.encrypt_bytes(data, context="blob.portrait")
+    assert RING.decrypt_bytes(sealed, context="blob.portrait") == data
+    with pytest.raises(CryptoError):
+        RING.decrypt_bytes(sealed, context="blob.frame")
