@@ -192,5 +192,14 @@ def keys_rotate() -> None:
     click.echo(json.dumps({"reencrypted": counts}))
 
 
+def _attach_domain_commands() -> None:
+    """Command groups of the domains (kyc, sign, credit ...), attached here only."""
+    from kyc.signing.cli import sign
+
+    main.add_command(sign)
+
+
+_attach_domain_commands()
+
 if __name__ == "__main__":
     main()
