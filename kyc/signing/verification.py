@@ -204,7 +204,18 @@ def integrity_faults(reader: PdfFileReader, pdf: bytes) -> list[str]:
 def verify_reader(reader: PdfFileReader, pdf: bytes, trust_roots: Sequence[bytes]) -> VerificationResult:
     """Validate every signature of an already checked reader (see ``service.verify``)."""
     vc = _validation_context(trust_roots)
-    reports = asyncio.run(_validate_all(reader, vc))
+    try:
+        reports = asyncio.run(_validate_all(reader, vc))
+    except Exception as exc:  # pyHanko parses each signature's CMS while listing them: damage surfaces here
+        why = (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
+        return VerificationResult(
+            valid=False,
+            intact=False,
+            trusted=False,
+            covers_whole_file=False,
+            signers=[],
+            problems=[f"a signature cannot be parsed: {why}"],
+        )
     original, original_problem = _original_sha256(reader, pdf)
     problems = [original_problem] if original_problem else []
     if not reports:
