@@ -41,11 +41,14 @@ def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel]]:
     from claims.controllers import PANELS as claims_panels
     from credit.controllers import CONTROLLERS as credit_controllers
     from credit.controllers import PANELS as credit_panels
+    from kyc.controllers import CONTROLLERS as kyc_controllers
+    from kyc.controllers import PANELS as kyc_panels
+    from kyc.jobs import JOBS as kyc_jobs
 
     return (
-        [*claims_controllers, *credit_controllers],
-        [*core_jobs],
-        [*core_panels, *claims_panels, *credit_panels],
+        [*kyc_controllers, *claims_controllers, *credit_controllers],
+        [*core_jobs, *kyc_jobs],
+        [*core_panels, *kyc_panels, *claims_panels, *credit_panels],
     )
 
 

@@ -49,6 +49,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     log_json: bool = True
     secure_cookies: bool = False
     """Set ``Secure`` on cookies; on whenever the site is served over HTTPS."""
+    kyc_case_ttl_minutes: PositiveInt = 60
+    """An identity-proofing case not finished within this time expires."""
+    kyc_verified_days: PositiveInt = 180
+    """A verified identity is reused across loans and claims for this long."""
+    kyc_retention_days: PositiveInt = 365
+    """Face templates and evidence frames are erased this long after capture."""
+    kyc_require_review: bool = True
+    """A live, matching case still waits for an account manager's approval."""
+    face_engines: str = "mobilefacenet,sface"
+    """Face embedding engines that decide, in cascade order (dlib, mobilefacenet, sface)."""
+    face_threshold: Annotated[float, Meta(gt=0)] | None = None
+    """Override of the calibrated decision threshold (fused, standardised distance)."""
+    models_dir: str = "var/models"
+    """Where ``make install`` puts the verified face models."""
 
     @property
     def is_postgres(self) -> bool:

@@ -28,6 +28,7 @@ class Person:
     account_id: int
     customer_id: int | None
     email: str
+    id_number: str = ""
 
 
 async def make_customer(name: str = "测试客户") -> Person:
@@ -36,6 +37,7 @@ async def make_customer(name: str = "测试客户") -> Person:
     from app.schemas import CustomerCreate
 
     email = f"c-{secrets.token_hex(5)}@example.cn"
+    number = id_number()
     async with transaction():
         customer_id = await accounts.create_customer(
             CustomerCreate(
@@ -43,7 +45,7 @@ async def make_customer(name: str = "测试客户") -> Person:
                 password=PASSWORD,
                 full_name=name,
                 phone=mobile(),
-                id_number=id_number(),
+                id_number=number,
                 bank_account="62220202" + f"{secrets.randbelow(10**11):011d}",
             )
         )
@@ -51,7 +53,7 @@ async def make_customer(name: str = "测试客户") -> Person:
 
     row = await Customer.select(Customer.account).where(Customer.id == customer_id).first()
     assert row is not None
-    return Person(row["account"], customer_id, email)
+    return Person(row["account"], customer_id, email, number)
 
 
 async def make_staff(role: str) -> Person:

@@ -44,5 +44,5 @@ def test_final_states_are_final() -> None:
 
 
 def test_unknown_state_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="approved"):
         check_transition("pending", "approved")
