@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
+from app.db import transaction
 from app.security import Principal, Role, requires_role
 from app.web import Panel, home_panel
+from credit import consent as consent_service
 from credit import service
-from credit.schemas import TaxpayerOut
+from credit.schemas import TaxConsentCreate, TaxConsentOut, TaxpayerOut
 
 
 class TaxpayerController(Controller):
@@ -35,5 +37,27 @@ async def tax_panel(me: Principal) -> Panel:
     )
 
 
-CONTROLLERS = [TaxpayerController]
+class TaxConsentController(Controller):
+    path = "/api/credit/tax-consents"
+    tags = ["credit"]
+
+    @post("/", operation_id="request_tax_consent", guards=[requires_role(Role.customer)], status_code=201)
+    async def request_consent(
+        self, data: JSONBody[TaxConsentCreate], principal: NamedDependency[Principal]
+    ) -> TaxConsentOut:
+        """Generate the tax-data consent for one of the customer's taxpayers; it takes
+        effect once the customer has signed it and an account manager has countersigned."""
+        async with transaction():
+            consent, doc_id = await consent_service.request_consent(principal, data.taxpayer_pk, data.months)
+        return TaxConsentOut(
+            id=consent.id,
+            taxpayer_id=consent.taxpayer_id,
+            scope=list(consent.scope),
+            valid_from=consent.valid_from,
+            expires_on=consent.expires_on,
+            signed_document_id=doc_id,
+        )
+
+
+CONTROLLERS = [TaxpayerController, TaxConsentController]
 PANELS = [tax_panel]

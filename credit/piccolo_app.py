@@ -4,12 +4,12 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
-from credit.tables import TaxFiling, Taxpayer
+from credit.tables import TaxConsent, TaxFiling, Taxpayer
 
 APP_CONFIG = AppConfig(
     app_name="credit",
     migrations_folder_path=str(Path(__file__).parent.parent / "migrations" / "credit"),
-    table_classes=[Taxpayer, TaxFiling],
+    table_classes=[Taxpayer, TaxFiling, TaxConsent],
     migration_dependencies=["app.piccolo_app"],
     commands=[],
 )

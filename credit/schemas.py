@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
+
+from msgspec import Meta
 
 from app.schemas import Base
 
@@ -26,3 +29,17 @@ class TaxpayerOut(Base):
     arrears: str
     penalties: str
     filings: list[FilingOut]
+
+
+class TaxConsentCreate(Base):
+    taxpayer_pk: int
+    months: Annotated[int, Meta(ge=1, le=36)] = 12
+
+
+class TaxConsentOut(Base):
+    id: int
+    taxpayer_id: str
+    scope: list[str]
+    valid_from: date
+    expires_on: date
+    signed_document_id: int

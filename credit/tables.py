@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, BigInt, Boolean, Date, ForeignKey, Serial, Timestamptz, Varchar
+from piccolo.columns import JSON, BigInt, Boolean, Date, ForeignKey, Integer, Serial, Timestamptz, Varchar
 from piccolo.table import Table
 
 from app.tables import Customer
@@ -38,3 +38,19 @@ class TaxFiling(Table, tablename="tax_filing"):
     vat_paid_fen = BigInt(default=0)
     income_tax_fen = BigInt(default=0)
     filed_on_time = Boolean(default=True)
+
+
+class TaxConsent(Table, tablename="tax_consent"):
+    """The taxpayer's consent to fetch their records from the tax authority: scope,
+    validity, and the e-signed document that carries it."""
+
+    id = Serial(primary_key=True)
+    customer = ForeignKey(references=Customer, index=True)
+    taxpayer_id = Varchar(length=18, index=True)
+    scope = JSON(default="[]")
+    valid_from = Date()
+    expires_on = Date()
+    signed_document_id = Integer(null=True, default=None)
+    """The kyc signing-ceremony document (kept as an id: credit asks kyc, it does not own it)."""
+    state = Varchar(length=24, default="awaiting_signature", index=True)
+    created_at = Timestamptz()

@@ -225,3 +225,33 @@ def forget_customer(customer_id: int) -> None:
     _GALLERY.marker = (-1, -1)
     _GALLERY.customers = []
     _GALLERY.matrices = {}
+
+
+@dataclass(frozen=True)
+class FaceCheck:
+    matched: bool
+    distance: float | None
+    threshold: float
+    usable_frames: int
+
+
+def check_face(frames: list[bytes], portrait: dict[str, tuple[str, bytes | npt.NDArray[np.float32]]]) -> FaceCheck:
+    """A fresh face check (e.g. at a signature): best evidence of the frames against
+    the enrolled portrait; no liveness challenge (the signer is already proven live)."""
+    cfg = config()
+    reference = {
+        name: Template(name, version, np.asarray(vec, dtype=np.float32)) for name, (version, vec) in portrait.items()
+    }
+    distances: list[float] = []
+    for data in frames:
+        try:
+            image = load_image(data)
+            templates = embed_face(image, analyse(image), cfg.engines, _models_dir())
+        except FaceError:
+            continue
+        distances.append(cfg.fuse(engine_distances(reference, templates, cfg.engines)))
+    try:
+        evidence, _ = best_evidence(distances, cfg)
+    except NotEnoughFrames:
+        return FaceCheck(False, None, cfg.threshold, len(distances))
+    return FaceCheck(evidence <= cfg.threshold, evidence, cfg.threshold, len(distances))

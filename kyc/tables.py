@@ -89,3 +89,24 @@ class KycEvidence(Table, tablename="kyc_evidence"):
     distance = Float(null=True, default=None)
     detail = JSON(default="{}")
     erased_at = Timestamptz(null=True, default=None)
+
+
+class SignedDocument(Table, tablename="kyc_signed_document"):
+    """A document going through the signing ceremony: the customer signs first (bound
+    to a fresh face check), then a member of staff countersigns; each signature is an
+    incremental PAdES revision of the stored PDF."""
+
+    id = Serial(primary_key=True)
+    customer = ForeignKey(references=Customer, index=True)
+    kind = Varchar(length=32)
+    title = Varchar(length=200)
+    state = Varchar(length=24, index=True)
+    countersigner_role = Varchar(length=32, default="")
+    original_sha256 = Varchar(length=64)
+    current_blob = Varchar(length=64)
+    current_sha256 = Varchar(length=64)
+    signers = JSON(default="[]")
+    created_by = ForeignKey(references=Account, null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    completed_at = Timestamptz(null=True, default=None)

@@ -68,6 +68,9 @@ def only(roles: dict[str, int], default: int, anon: int = 401) -> dict[str, int]
 
 
 PUBLIC = dict.fromkeys(ROLES, 200)
+_CURRENT: dict[str, int] = {}
+"""The ids of the objects the running request targets (set before each request)."""
+_DOC_READERS = only({"own": 200, "other": 404, "account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403)
 
 MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case(PUBLIC),
@@ -128,6 +131,29 @@ MATRIX: dict[tuple[str, str], Case] = {
         note="the manager reaches the case; a pending case cannot be approved (409)",
     ),
     ("GET", "/api/kyc/verdict"): Case(only({"own": 200, "other": 200}, 403)),
+    ("POST", "/api/credit/tax-consents"): Case(
+        only({"own": 201, "other": 404}, 403),
+        json=lambda: {"taxpayerPk": _CURRENT["taxpayer_pk"]},
+        note="other: the first customer asking for the second's taxpayer",
+    ),
+    ("GET", "/api/signatures/{doc_id:int}"): Case(_DOC_READERS),
+    ("GET", "/api/signatures/{doc_id:int}/pdf"): Case(_DOC_READERS),
+    ("GET", "/api/signatures/{doc_id:int}/verification"): Case(_DOC_READERS, note="unsigned yet: 200, valid false"),
+    ("POST", "/api/signatures/{doc_id:int}/sign"): Case(
+        only({"own": 409, "other": 404}, 403),
+        form=lambda: {"shown_sha256": "0" * 64, "intent": "yes"},
+        files=lambda: [("frames", (f"f{i}.png", _blank_png(), "image/png")) for i in range(3)],
+        note="own: the bytes shown differ (409) - reached the ceremony",
+    ),
+    ("POST", "/api/signatures/{doc_id:int}/countersign"): Case(
+        only({"account_manager": 409}, 403),
+        json=lambda: {"shownSha256": "0" * 64},
+        note="the manager reaches it but the customer has not signed (409); an adjuster is the wrong signer (403)",
+    ),
+    ("POST", "/api/signatures/verify"): Case(
+        only({"account_manager": 422, "claims_adjuster": 422, "risk_officer": 422, "admin": 422}, 403),
+        files=lambda: [("file", ("x.pdf", b"not a pdf", "application/pdf"))],
+    ),
     ("DELETE", "/api/kyc/consent"): Case(only({"own": 200, "other": 200}, 403)),
 }
 
@@ -171,6 +197,7 @@ async def world() -> World:
             "taxpayer_pk": await make_taxpayer(person.customer_id),
             "case_id": await _open_case(person.customer_id),
         }
+        w.ids[who]["doc_id"] = await _consent_document(person, w.ids[who]["taxpayer_pk"])
     return w
 
 
@@ -182,6 +209,17 @@ async def _open_case(customer_id: int) -> int:
         await service.grant_consent(customer_id, "face-2026-01", "127.0.0.1")
         case = await service.start_case(customer_id)
     return int(case.id)
+
+
+async def _consent_document(person: Any, taxpayer_pk: int) -> int:
+    from app.db import transaction
+    from app.security import Principal, Role, TokenKind
+    from credit.consent import request_consent
+
+    me = Principal(person.account_id, Role.customer, person.email, "矩阵", person.customer_id, 0, TokenKind.api)
+    async with transaction():
+        _, doc_id = await request_consent(me, taxpayer_pk, 12)
+    return doc_id
 
 
 def fill(path: str, ids: dict[str, int]) -> str:
@@ -202,7 +240,10 @@ async def test_every_route_answers_every_role_as_stated(client: Any, world: Worl
             if who != "anon":
                 headers.update(await bearer(world.accounts[who]))
             # staff and the customer reach their "own" objects; "other" uses the second customer's
-            url = fill(path, world.ids["other" if who == "other" else "own"])
+            ids = world.ids["other" if who == "other" else "own"]
+            _CURRENT.clear()
+            _CURRENT.update(ids)
+            url = fill(path, ids)
             kwargs: dict[str, Any] = {"headers": headers}
             if case.json is not None:
                 kwargs["json"] = case.json()

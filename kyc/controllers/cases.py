@@ -1,4 +1,4 @@
-"""HTTP surface of kyc/: face-processing consent, cases, documents, frames, review."""
+"""HTTP surface of identity proofing: face-processing consent, cases, documents, frames, review."""
 
 from __future__ import annotations
 
