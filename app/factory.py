@@ -32,7 +32,7 @@ from app.settings import Settings, get_settings
 from app.web import HomePanel, WebController
 
 
-def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel]]:
+def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel], list[Path]]:
     """Controllers, job kinds and home panels of every domain (the only import of
     domains in app/)."""
     from app.notifications import JOBS as core_jobs
@@ -43,12 +43,14 @@ def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel]]:
     from credit.controllers import PANELS as credit_panels
     from kyc.controllers import CONTROLLERS as kyc_controllers
     from kyc.controllers import PANELS as kyc_panels
+    from kyc.controllers import TEMPLATES as kyc_templates
     from kyc.jobs import JOBS as kyc_jobs
 
     return (
         [*kyc_controllers, *claims_controllers, *credit_controllers],
         [*core_jobs, *kyc_jobs],
         [*core_panels, *kyc_panels, *claims_panels, *credit_panels],
+        [kyc_templates],
     )
 
 
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Li
     configure_logging(settings.log_level, settings.log_json)
     cpu.configure(settings.cpu_workers)
     secret = load_secrets(settings).secret_key
-    domain_controllers, job_kinds, panels = _domains()
+    domain_controllers, job_kinds, panels, template_dirs = _domains()
     jobs = JobRunner(settings, job_kinds)
 
     @asynccontextmanager
@@ -98,7 +100,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Li
             authentication_middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        template_config=TemplateConfig(directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=[Path(__file__).parent / "templates", *template_dirs], engine=JinjaTemplateEngine
+        ),
         openapi_config=OpenAPIConfig(
             title="Branchless API",
             version="0.1.0",

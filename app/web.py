@@ -49,7 +49,8 @@ class Panel:
     columns: list[str]
     rows: list[list[str]]
     empty: str = "Nothing here yet."
-    actions: list[tuple[str, str]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    """Per row, where its first cell links to (same order as ``rows``)."""
 
 
 PanelLoader = Callable[[Principal], Awaitable[Panel]]

@@ -199,12 +199,10 @@ async def documents_panel(me: Principal) -> Panel:
     rows = await query.limit(10)
     return Panel(
         title,
-        ["#", "Document", "State", "Updated"],
-        [
-            [str(r["id"]), r["title"], r["state"].replace("_", " "), r["updated_at"].strftime("%Y-%m-%d %H:%M")]
-            for r in rows
-        ],
+        ["Document", "State", "Updated"],
+        [[r["title"], r["state"].replace("_", " "), r["updated_at"].strftime("%Y-%m-%d %H:%M")] for r in rows],
         empty="No documents.",
+        links=[f"/documents/{r['id']}" for r in rows],
     )
 
 

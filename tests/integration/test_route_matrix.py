@@ -150,6 +150,9 @@ MATRIX: dict[tuple[str, str], Case] = {
         json=lambda: {"shownSha256": "0" * 64},
         note="the manager reaches it but the customer has not signed (409); an adjuster is the wrong signer (403)",
     ),
+    ("GET", "/documents/{doc_id:int}"): Case(
+        only({"own": 200, "other": 404, "account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403, anon=302)
+    ),
     ("POST", "/api/signatures/verify"): Case(
         only({"account_manager": 422, "claims_adjuster": 422, "risk_officer": 422, "admin": 422}, 403),
         files=lambda: [("file", ("x.pdf", b"not a pdf", "application/pdf"))],

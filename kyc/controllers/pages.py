@@ -1,0 +1,39 @@
+"""Pages of kyc/: the signing ceremony as a person sees it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath
+from litestar.response import Template
+
+from app.security import Role, principal_of, requires_role
+from kyc import signatures
+from kyc.controllers.signatures import document_out
+
+
+class SigningPages(Controller):
+    include_in_schema = False
+
+    @get(
+        "/documents/{doc_id:int}",
+        operation_id="signing_page",
+        guards=[requires_role(Role.customer, Role.account_manager, Role.claims_adjuster, Role.admin)],
+    )
+    async def signing_page(self, doc_id: FromPath[int], request: Request[Any, Any, Any]) -> Template:
+        """Read the document, confirm intent, sign (customer, with the camera) or countersign (staff)."""
+        me = principal_of(request)
+        doc = await signatures.visible_envelope(me, doc_id)
+        return Template(
+            "sign_document.html",
+            context={
+                "me": me,
+                "doc": document_out(doc),
+                "can_sign": me.role == Role.customer and doc.state == signatures.AWAITING_CUSTOMER,
+                "can_countersign": me.role.value == doc.countersigner_role and doc.state == signatures.AWAITING_STAFF,
+            },
+        )
+
+
+CONTROLLERS = [SigningPages]
