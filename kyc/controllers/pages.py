@@ -8,9 +8,11 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath
 from litestar.response import Template
 
+from app.cpu import run_cpu
 from app.security import Role, principal_of, requires_role
 from kyc import signatures
 from kyc.controllers.signatures import document_out
+from kyc.signing.documents import extract_text
 
 
 class SigningPages(Controller):
@@ -25,11 +27,13 @@ class SigningPages(Controller):
         """Read the document, confirm intent, sign (customer, with the camera) or countersign (staff)."""
         me = principal_of(request)
         doc = await signatures.visible_envelope(me, doc_id)
+        text = await run_cpu(extract_text, signatures.current_pdf(doc))
         return Template(
             "sign_document.html",
             context={
                 "me": me,
                 "doc": document_out(doc),
+                "text": text,
                 "can_sign": me.role == Role.customer and doc.state == signatures.AWAITING_CUSTOMER,
                 "can_countersign": me.role.value == doc.countersigner_role and doc.state == signatures.AWAITING_STAFF,
             },
