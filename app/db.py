@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from piccolo.engine.base import Engine
@@ -63,6 +65,12 @@ async def close_pool() -> None:
 async def ping() -> None:
     """Raise unless the database answers a trivial query."""
     await engine().run_ddl("SELECT 1")
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value as Python data: Piccolo hands it back as text unless a
+    query asks otherwise, and as given when the row object was just built."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def database_name(url: str) -> str:

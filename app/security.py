@@ -205,6 +205,12 @@ def authentication_middleware(app: ASGIApp) -> ASGIApp:
 # --- guards ----------------------------------------------------------------------
 
 
+def may_see_customer(principal: Principal, customer_id: int | None) -> bool:
+    """Ownership rule of every customer record: customers see only their own; the
+    route's role guard has already decided which staff may look at all."""
+    return principal.role != Role.customer or principal.customer_id == customer_id
+
+
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     user = connection.scope.get("user")
     if not isinstance(user, Principal):

@@ -8,6 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from app.money import fen_to_yuan
 from app.security import Principal, Role, requires_role
 from app.web import Panel, home_panel
 from claims import service
@@ -49,7 +50,7 @@ async def policies_panel(me: Principal) -> Panel:
                 p.policy_number,
                 p.product,
                 p.coverage_end.isoformat(),
-                f"{service.fen_to_yuan(p.sum_insured_fen)} {p.currency}",
+                f"{fen_to_yuan(p.sum_insured_fen)} {p.currency}",
             ]
             for p in policies
         ],

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from app.errors import NotFound
-from app.security import Principal, Role
+from app.money import fen_to_yuan
+from app.security import Principal, Role, may_see_customer
 from claims.schemas import PolicyOut
 from claims.tables import Policy
-
-
-def fen_to_yuan(fen: int) -> str:
-    return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
 
 
 def policy_out(p: Policy) -> PolicyOut:
@@ -39,6 +34,6 @@ async def list_policies(principal: Principal, limit: int, offset: int) -> list[P
 async def get_policy(principal: Principal, policy_id: int) -> Policy:
     """Another customer's policy answers exactly like a missing one."""
     policy = await Policy.objects().where(Policy.id == policy_id).first()
-    if policy is None or (principal.role == Role.customer and policy.customer != principal.customer_id):
+    if policy is None or not may_see_customer(principal, policy.customer):
         raise NotFound("no such policy")
     return policy

@@ -7,7 +7,6 @@ Callers wrap each public coroutine in one transaction (``app.db.transaction``).
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,9 @@ from stdnum.exceptions import ValidationError as StdnumError
 from app import audit
 from app.cpu import run_cpu
 from app.crypto import lookup_hash, register_encrypted, seal
+from app.db import json_value
 from app.errors import FieldError
-from app.security import Principal, Role
+from app.security import Principal, may_see_customer
 from app.settings import get_settings
 from app.storage import blob_store
 from app.tables import Customer
@@ -40,11 +40,6 @@ _rng = secrets.SystemRandom()
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def _json(value: Any) -> Any:
-    """Piccolo hands JSON columns back as text unless asked otherwise."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 # --- consent ---------------------------------------------------------------------
@@ -117,7 +112,7 @@ async def start_case(customer_id: int) -> KycCase:
 async def visible_case(principal: Principal, case_id: int) -> KycCase:
     """Customers see their own cases only (another's answers 404); managers and admins all."""
     case = await KycCase.objects().where(KycCase.id == case_id).first()
-    if case is None or (principal.role == Role.customer and case.customer != principal.customer_id):
+    if case is None or not may_see_customer(principal, case.customer):
         raise CaseNotFound("no such identity case")
     return case
 
@@ -289,7 +284,11 @@ async def submit_frames(case: KycCase, frames: list[Frame]) -> KycCase:
         raise FaceRejected("no frames were sent", code="no_frames", fields=[FieldError("$.frames", "empty")])
     portrait = await _portrait_templates(case)
     judged = await run_cpu(
-        biometrics.judge_frames, [f.data for f in frames], [f.at_ms for f in frames], portrait, _json(case.challenges)
+        biometrics.judge_frames,
+        [f.data for f in frames],
+        [f.at_ms for f in frames],
+        portrait,
+        json_value(case.challenges),
     )
     retention = now() + timedelta(days=get_settings().kyc_retention_days)
     store = blob_store()
@@ -457,8 +456,8 @@ def case_out(case: KycCase) -> CaseOut:
         customer_id=case.customer,
         state=case.state,
         has_document=case.document is not None,
-        challenges=[Challenge(kind=c["kind"], start=c["start"], end=c["end"]) for c in _json(case.challenges)],
-        challenge_results=[ChallengeResult(**c) for c in _json(case.challenge_results)],
+        challenges=[Challenge(kind=c["kind"], start=c["start"], end=c["end"]) for c in json_value(case.challenges)],
+        challenge_results=[ChallengeResult(**c) for c in json_value(case.challenge_results)],
         best_distance=case.best_distance,
         threshold=case.threshold,
         frames_matched=int(case.frames_matched),

@@ -9,7 +9,6 @@ CPU-bound and run in the process pool.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +16,9 @@ from typing import Any
 
 from app import audit
 from app.cpu import run_cpu
+from app.db import json_value
 from app.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
-from app.security import Principal, Role
+from app.security import Principal, Role, may_see_customer
 from app.storage import blob_store
 from kyc import biometrics
 from kyc.service import verdict
@@ -59,10 +59,6 @@ class IdentityNotVerified(Forbidden):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ async def create_envelope(
 
 async def visible_envelope(principal: Principal, doc_id: int) -> SignedDocument:
     doc = await SignedDocument.objects().where(SignedDocument.id == doc_id).first()
-    if doc is None or (principal.role == Role.customer and doc.customer != principal.customer_id):
+    if doc is None or not may_see_customer(principal, doc.customer):
         raise EnvelopeNotFound("no such document")
     return doc
 
@@ -163,7 +159,7 @@ async def _apply(
     except SigningError as exc:
         raise Invalid(exc.message if hasattr(exc, "message") else str(exc), code=exc.code) from None
     stored = blob_store().put("document", receipt.pdf)
-    signers = _json(doc.signers)
+    signers = json_value(doc.signers)
     signers.append(
         {
             "role": role,

@@ -13,7 +13,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from app.db import transaction
+from app.db import json_value, transaction
 from app.errors import FieldError, Invalid
 from app.schemas import Base
 from app.security import Principal, Role, requires_role
@@ -86,7 +86,7 @@ def document_out(doc: SignedDocument) -> DocumentOut:
                 level=s["level"],
                 evidence_digest=s["evidence_digest"],
             )
-            for s in signatures._json(doc.signers)
+            for s in json_value(doc.signers)
         ],
         created_at=doc.created_at,
         completed_at=doc.completed_at,
