@@ -183,7 +183,7 @@ async def identity_panel(me: Principal) -> Panel:
             .first()
         )
         rows = [["Identity", "not verified yet"], ["Open case", open_case["state"] if open_case else "none"]]
-    return Panel("My identity", [], rows)
+    return Panel("My identity", [], rows, links=["/identity"])
 
 
 @home_panel(Role.account_manager)

@@ -10,8 +10,10 @@ from litestar.response import Template
 
 from app.cpu import run_cpu
 from app.security import Role, principal_of, requires_role
+from app.settings import get_settings
 from kyc import signatures
 from kyc.controllers.signatures import document_out
+from kyc.service import active_consent
 from kyc.signing.documents import extract_text
 
 
@@ -40,4 +42,23 @@ class SigningPages(Controller):
         )
 
 
-CONTROLLERS = [SigningPages]
+class IdentityPages(Controller):
+    include_in_schema = False
+
+    @get("/identity", operation_id="identity_page", guards=[requires_role(Role.customer)])
+    async def identity_page(self, request: Request[Any, Any, Any]) -> Template:
+        """Consent, identity card and portrait, then the camera check with prompts on screen."""
+        me = principal_of(request)
+        assert me.customer_id is not None
+        consent = await active_consent(me.customer_id)
+        return Template(
+            "identity.html",
+            context={
+                "me": me,
+                "has_consent": consent is not None,
+                "retention_days": get_settings().kyc_retention_days,
+            },
+        )
+
+
+CONTROLLERS = [SigningPages, IdentityPages]

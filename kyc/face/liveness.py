@@ -292,9 +292,13 @@ def judge_step(
         best = max(best, run)
     passed = best >= config.turn_frames
     peak = max(sign * (o.yaw - baseline) for o in inside)
-    return StepResult(
-        step, passed, f"turned {peak:.0f} degrees" + ("" if passed else f", {config.turn_degrees:.0f} needed")
-    )
+    if passed:
+        reason = f"turned {peak:.0f} degrees"
+    elif peak >= config.turn_degrees:
+        reason = f"turned {peak:.0f} degrees for {best} frame(s), {config.turn_frames} in a row needed"
+    else:
+        reason = f"turned {peak:.0f} degrees, {config.turn_degrees:.0f} needed"
+    return StepResult(step, passed, reason)
 
 
 def judge_session(

@@ -150,6 +150,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         json=lambda: {"shownSha256": "0" * 64},
         note="the manager reaches it but the customer has not signed (409); an adjuster is the wrong signer (403)",
     ),
+    ("GET", "/identity"): Case(only({"own": 200, "other": 200}, 403, anon=302)),
     ("GET", "/documents/{doc_id:int}"): Case(
         only({"own": 200, "other": 404, "account_manager": 200, "claims_adjuster": 200, "admin": 200}, 403, anon=302)
     ),
