@@ -9,6 +9,7 @@ Configuration comes from the environment (secrets from files, never from variabl
 * ``BRANCHLESS_SIGNING_DIR`` development PKI directory (default ``signing`` under ``BRANCHLESS_VAR_DIR``)
 * ``BRANCHLESS_SIGNING_PKCS12`` + ``BRANCHLESS_SIGNING_PKCS12_PASSPHRASE_FILE`` use a PKCS#12 key
 * ``BRANCHLESS_SIGNING_PKCS11_MODULE``, ``_TOKEN``, ``_KEY``, ``_PIN_FILE`` use a PKCS#11 token
+  (``_CERT_LABEL`` or ``_CERT`` (a file) for its certificate; ``BRANCHLESS_SIGNING_CHAIN`` for intermediates)
 * ``BRANCHLESS_SIGNING_TSA_URL`` RFC 3161 TSA (``local`` = the in-process development TSA)
 * ``BRANCHLESS_SIGNING_TRUST_ROOTS`` extra trusted root certificates, ``os.pathsep``-separated
 """
@@ -56,6 +57,9 @@ def key_config(env: Mapping[str, str] = os.environ) -> KeyConfig:
             token_label=env.get("BRANCHLESS_SIGNING_PKCS11_TOKEN", ""),
             key_label=env.get("BRANCHLESS_SIGNING_PKCS11_KEY", ""),
             pin=_secret_file(env, "BRANCHLESS_SIGNING_PKCS11_PIN_FILE").decode(),
+            cert_label=env.get("BRANCHLESS_SIGNING_PKCS11_CERT_LABEL") or None,
+            cert_path=Path(cert) if (cert := env.get("BRANCHLESS_SIGNING_PKCS11_CERT")) else None,
+            chain=tuple(Path(p) for p in env.get("BRANCHLESS_SIGNING_CHAIN", "").split(os.pathsep) if p),
         )
     if p12 := env.get("BRANCHLESS_SIGNING_PKCS12"):
         return Pkcs12KeyConfig(Path(p12), _secret_file(env, "BRANCHLESS_SIGNING_PKCS12_PASSPHRASE_FILE"))

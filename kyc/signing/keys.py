@@ -67,14 +67,21 @@ class Pkcs12KeyConfig:
 
 @dataclass(frozen=True)
 class Pkcs11KeyConfig:
-    """A key on a PKCS#11 token (HSM, smart card, SoftHSM), found by token and key label."""
+    """A key on a PKCS#11 token (HSM, smart card, SoftHSM), found by token and key label.
+
+    Only paths, labels and the PIN: it pickles into worker processes, each of which loads the module
+    and logs in itself (see ``kyc.signing.pkcs11``). The PIN is left out of ``repr``.
+    """
 
     module_path: Path
     token_label: str
     key_label: str
     pin: str = field(repr=False)
     cert_label: str | None = None
-    """Label of the certificate object; defaults to ``key_label``."""
+    """Label of the certificate object on the token; defaults to ``key_label``."""
+    cert_path: Path | None = None
+    """The signing certificate as a PEM/DER file instead of from the token (further certificates in
+    the file count as chain); for tokens that hold only the key."""
     chain: tuple[Path, ...] = ()
 
 
@@ -253,6 +260,11 @@ def load_certificates(data: bytes) -> list[asn1_x509.Certificate]:
     return certs
 
 
+def read_certificate_files(paths: Sequence[Path]) -> list[asn1_x509.Certificate]:
+    """All certificates in ``paths``, in order; ``KeyConfigError`` naming the file that is unreadable."""
+    return _read_certs(paths)
+
+
 def _read_certs(paths: Sequence[Path]) -> list[asn1_x509.Certificate]:
     certs: list[asn1_x509.Certificate] = []
     for path in paths:
@@ -280,47 +292,36 @@ def _read_pkcs12(path: Path, passphrase: bytes, chain: Sequence[Path]) -> Signer
 
 def _open_pkcs11(config: Pkcs11KeyConfig) -> Signer:
     try:
-        from pyhanko.config.pkcs11 import TokenCriteria
-        from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
-    except ImportError:
+        from kyc.signing.pkcs11 import open_token_signer
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pkcs11", "pkcs11._pkcs11"):
+            raise
         raise KeyConfigError(
             "PKCS#11 signing needs the python-pkcs11 package (pyHanko[pkcs11]), which is not installed",
             code="pkcs11_unavailable",
         ) from None
-    try:
-        session = open_pkcs11_session(
-            str(config.module_path), token_criteria=TokenCriteria(label=config.token_label), user_pin=config.pin
-        )
-        return PKCS11Signer(
-            session,
-            key_label=config.key_label,
-            cert_label=config.cert_label or config.key_label,
-            ca_chain=_read_certs(config.chain),
-        )
-    except KeyConfigError:
-        raise
-    except Exception as exc:
-        # python-pkcs11 errors carry no secrets, but the PIN is never interpolated regardless.
-        raise KeyConfigError(
-            f"cannot open key {config.key_label!r} on PKCS#11 token {config.token_label!r}: {exc.__class__.__name__}",
-            code="pkcs11_error",
-        ) from None
+    return open_token_signer(config)
 
 
-@functools.lru_cache(maxsize=8)
 def open_signer(config: KeyConfig) -> Signer:
     """The pyHanko signer for ``config``, opened once per process.
 
     Internal to the signing worker: the returned object holds (or reaches) the private key and must
-    not cross an API boundary.
+    not cross an API boundary. A PKCS#11 session is cached by ``kyc.signing.pkcs11``, which can drop
+    and reopen it when the token fails.
     """
+    if isinstance(config, Pkcs11KeyConfig):
+        return _open_pkcs11(config)
+    return _open_file_signer(config)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_file_signer(config: DevKeyConfig | Pkcs12KeyConfig) -> Signer:
     if isinstance(config, DevKeyConfig):
         pki = ensure_dev_pki(config.directory)
         passphrase = (pki.directory / SIGNING_PASS).read_bytes()
         return _read_pkcs12(pki.directory / SIGNING_P12, passphrase, ())
-    if isinstance(config, Pkcs12KeyConfig):
-        return _read_pkcs12(config.path, config.passphrase, config.chain)
-    return _open_pkcs11(config)
+    return _read_pkcs12(config.path, config.passphrase, config.chain)
 
 
 @functools.lru_cache(maxsize=4)

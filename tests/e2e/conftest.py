@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHOTS = Path(__file__).parent / "screenshots"
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
 
 def _free_port() -> int:
@@ -64,15 +65,36 @@ def server(cli_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
+    """One Playwright driver for the session (its sync API owns this thread's loop)."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError("Debian's chromium is missing: run `make system-test-deps`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def camera_browser(playwright: Any) -> Iterator[Any]:
+    """Chromium whose fake camera plays a recording of the person in the KYC portrait fixture."""
+    camera = FIXTURES / "video" / "lp_d13_person_real_640x480_6s.mjpeg"
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+    yield b
+    b.close()
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import PASSWORD, id_number, make_customer, make_staff, make_taxpayer
 
 pytestmark = pytest.mark.e2e
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
-CAMERA = FIXTURES / "video" / "lp_d13_person_real_640x480_6s.mjpeg"
 
 
 async def _scene() -> dict[str, Any]:
@@ -54,39 +52,35 @@ def _login(page: Any, base: str, email: str, target: str) -> None:
     page.wait_for_url(f"{base}{target}")
 
 
-def test_customer_signs_and_manager_countersigns(server: str, scene: dict[str, Any], shots: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_customer_signs_and_manager_countersigns(
+    server: str, scene: dict[str, Any], shots: Path, camera_browser: Any
+) -> None:
+    from playwright.sync_api import expect
 
-    assert CAMERA.exists(), CAMERA
-    camera_args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={CAMERA}",
-    ]
     target = f"/documents/{scene['doc']}"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=camera_args, headless=True)
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        _login(page, server, scene["customer"], target)
-        expect(page.locator("#state")).to_have_text("awaiting customer")
-        page.wait_for_function("document.getElementById('camera').videoWidth > 0", timeout=15000)
-        expect(page.locator("#sign")).to_be_disabled()
-        page.check("#intent")
-        page.wait_for_timeout(1500)  # let the fake camera run a little
-        page.click("#sign")
-        expect(page.locator("#message")).to_have_text("Signed. Thank you.", timeout=60000)
-        page.reload()
-        expect(page.locator("#state")).to_have_text("awaiting staff")
-        page.screenshot(path=str(shots / "sign-customer.png"), full_page=True)
+    customer = camera_browser.new_context(viewport={"width": 1280, "height": 900})
+    page = customer.new_page()
+    _login(page, server, scene["customer"], target)
+    expect(page.locator("#state")).to_have_text("awaiting customer")
+    page.wait_for_function("document.getElementById('camera').videoWidth > 0", timeout=15000)
+    expect(page.locator("#sign")).to_be_disabled()
+    page.check("#intent")
+    page.wait_for_timeout(1500)  # let the fake camera run a little
+    page.click("#sign")
+    expect(page.locator("#message")).to_have_text("Signed. Thank you.", timeout=60000)
+    page.reload()
+    expect(page.locator("#state")).to_have_text("awaiting staff")
+    page.screenshot(path=str(shots / "sign-customer.png"), full_page=True)
+    customer.close()
 
-        staff = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        _login(staff, server, scene["manager"], target)
-        staff.check("#intent")
-        staff.click("#countersign")
-        expect(staff.locator("#message")).to_have_text("Signed by everyone.", timeout=60000)
-        staff.reload()
-        expect(staff.locator("#state")).to_have_text("completed")
-        expect(staff.locator("#signers li")).to_have_count(2)
-        staff.screenshot(path=str(shots / "sign-countersigned.png"), full_page=True)
-        browser.close()
+    manager = camera_browser.new_context(viewport={"width": 1280, "height": 900})
+    staff = manager.new_page()
+    _login(staff, server, scene["manager"], target)
+    staff.check("#intent")
+    staff.click("#countersign")
+    expect(staff.locator("#message")).to_have_text("Signed by everyone.", timeout=60000)
+    staff.reload()
+    expect(staff.locator("#state")).to_have_text("completed")
+    expect(staff.locator("#signers li")).to_have_count(2)
+    staff.screenshot(path=str(shots / "sign-countersigned.png"), full_page=True)
+    manager.close()
