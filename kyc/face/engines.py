@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,7 +93,7 @@ def _check_chips(chips: Chips, size: int) -> Chips:
 
 
 @dataclass
-class OnnxEngine:
+class OnnxEngine(ABC):
     """An ArcFace-aligned ONNX model; subclasses say how pixels are scaled and the batch limit."""
 
     name: str
@@ -102,8 +103,9 @@ class OnnxEngine:
     alignment: str = ARCFACE
     max_batch: int | None = None
 
+    @abstractmethod
     def _prepare(self, chips: Chips) -> npt.NDArray[np.float32]:
-        raise NotImplementedError
+        """Scale and lay out the aligned RGB crops as this model was trained on them."""
 
     def distance(self, a: npt.ArrayLike, b: npt.ArrayLike) -> float:
         return cosine_distance(a, b)
