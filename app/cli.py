@@ -59,7 +59,12 @@ def serve(host: str | None, port: int | None, no_jobs: bool) -> None:
 
     settings = _settings()
     app = create_app(settings, run_jobs=not no_jobs)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, proxy_headers=False)
+    try:
+        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, proxy_headers=False)
+    finally:
+        from app.cpu import POOL
+
+        POOL.shutdown()  # the pool's workers must not outlive the server
 
 
 @main.command()

@@ -41,6 +41,8 @@ def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel], list[Path]]:
     from claims.controllers import PANELS as claims_panels
     from credit.controllers import CONTROLLERS as credit_controllers
     from credit.controllers import PANELS as credit_panels
+    from credit.controllers import TEMPLATES as credit_templates
+    from credit.jobs import JOBS as credit_jobs
     from kyc.controllers import CONTROLLERS as kyc_controllers
     from kyc.controllers import PANELS as kyc_panels
     from kyc.controllers import TEMPLATES as kyc_templates
@@ -48,9 +50,9 @@ def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel], list[Path]]:
 
     return (
         [*kyc_controllers, *claims_controllers, *credit_controllers],
-        [*core_jobs, *kyc_jobs],
+        [*core_jobs, *kyc_jobs, *credit_jobs],
         [*core_panels, *kyc_panels, *claims_panels, *credit_panels],
-        [kyc_templates],
+        [kyc_templates, credit_templates],
     )
 
 

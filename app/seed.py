@@ -63,6 +63,7 @@ def _months_back(n: int, today: date) -> list[str]:
 async def seed() -> list[DemoLogin]:
     """Create the demo data unless it exists; return the logins."""
     from claims.tables import Policy
+    from credit.rulesets import seed_published_ruleset
     from credit.tables import TaxFiling, Taxpayer
 
     async with transaction():
@@ -71,6 +72,8 @@ async def seed() -> list[DemoLogin]:
                 await accounts.create_staff(
                     StaffCreate(email=email, password=DEMO_PASSWORD, display_name=name, role=role)
                 )
+        # the committed tax-loan ruleset, published (does nothing once that version exists)
+        await seed_published_ruleset()
         existing = await Account.objects().where(Account.email == CUSTOMER_EMAIL).first()
         if existing is not None:
             return demo_logins()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import PASSWORD, bearer, id_number, make_customer, make_policy, make_staff, make_taxpayer, mobile
+from tests.integration.credit.builders import matrix_ids
 
 ROLES = ("anon", "own", "other", "account_manager", "risk_officer", "claims_adjuster", "admin")
 STAFF = ("account_manager", "risk_officer", "claims_adjuster", "admin")
@@ -159,6 +160,68 @@ MATRIX: dict[tuple[str, str], Case] = {
         files=lambda: [("file", ("x.pdf", b"not a pdf", "application/pdf"))],
     ),
     ("DELETE", "/api/kyc/consent"): Case(only({"own": 200, "other": 200}, 403)),
+    ("POST", "/api/credit/applications"): Case(
+        only({"own": 201, "other": 404}, 403),
+        json=lambda: {
+            "taxpayerPk": _CURRENT["taxpayer_pk"],
+            "amount": "200000.00",
+            "termMonths": 12,
+            "purpose": "working_capital",
+        },
+        note="own: decided in the request under the signed consent; other: the second customer's taxpayer",
+    ),
+    ("GET", "/api/credit/applications/{application_id:int}"): Case(
+        only({"own": 200, "other": 404, "account_manager": 200, "risk_officer": 200, "admin": 200}, 403)
+    ),
+    ("POST", "/api/credit/decisions/{decision_id:int}/replay"): Case(only({"risk_officer": 200}, 403)),
+    ("GET", "/api/credit/rulesets"): Case(only({"risk_officer": 200}, 403)),
+    ("POST", "/api/credit/rulesets"): Case(
+        only({"risk_officer": 201}, 403),
+        json=lambda: {
+            "product": f"m_{secrets.token_hex(4)}",
+            "version": "1",
+            "hitPolicy": "first",
+            "maxLimitFen": 100_000_000,
+            "rows": [],
+            "defaults": {"outcome": "refer", "limit": "tax_paid_12m_fen", "reasons": ["MANUAL"]},
+        },
+    ),
+    ("GET", "/api/credit/rulesets/{ruleset_id:int}"): Case(only({"risk_officer": 200}, 403)),
+    ("PUT", "/api/credit/rulesets/{ruleset_id:int}"): Case(
+        only({"risk_officer": 422}, 403),
+        json=dict,
+        note="the officer authored the draft: an empty table is refused at its cells (422)",
+    ),
+    ("POST", "/api/credit/rulesets/{ruleset_id:int}/copy"): Case(only({"risk_officer": 201}, 403)),
+    ("POST", "/api/credit/rulesets/{ruleset_id:int}/submit"): Case(only({"risk_officer": 200}, 403)),
+    ("POST", "/api/credit/rulesets/{ruleset_id:int}/approve"): Case(
+        only({"risk_officer": 403}, 403), note="risk officer: four eyes, the author may not approve (403 four_eyes)"
+    ),
+    ("POST", "/api/credit/rulesets/{ruleset_id:int}/reject"): Case(
+        only({"risk_officer": 200}, 403), json=lambda: {"note": "back to the author"}
+    ),
+    ("POST", "/api/credit/rulesets/{ruleset_id:int}/publish"): Case(
+        only({"risk_officer": 409}, 403), note="a draft again after the return: not publishable (409)"
+    ),
+    ("POST", "/api/credit/rulesets/{ruleset_id:int}/backtest"): Case(only({"risk_officer": 200}, 403)),
+    ("GET", "/api/credit/challenger"): Case(
+        only({"risk_officer": 404}, 403), note="no champion/challenger experiment for tax_loan (404)"
+    ),
+    ("POST", "/api/credit/challenger"): Case(
+        only({"risk_officer": 409}, 403),
+        json=lambda: {"challengerId": _CURRENT["ruleset_id"], "share": 0.1, "mode": "shadow"},
+        note="a draft of another product cannot challenge tax_loan (409)",
+    ),
+    ("DELETE", "/api/credit/challenger"): Case(only({"risk_officer": 404}, 403), note="nothing running (404)"),
+    ("GET", "/api/credit/challenger/report"): Case(only({"risk_officer": 404}, 403), note="no experiment (404)"),
+    ("GET", "/api/credit/monitoring/psi"): Case(only({"risk_officer": 200}, 403)),
+    ("GET", "/api/credit/relief"): Case(only({"account_manager": 200, "risk_officer": 200, "admin": 200}, 403)),
+    ("GET", "/risk/rulesets"): Case(only({"risk_officer": 200}, 403, anon=302)),
+    ("GET", "/risk/rulesets/{ruleset_id:int}"): Case(only({"risk_officer": 200}, 403, anon=302)),
+    ("DELETE", "/api/credit/rulesets/{ruleset_id:int}"): Case(
+        only({"risk_officer": 409}, 403),
+        note="the author reaches it; submitted once (above), the draft stays on record (409)",
+    ),
 }
 
 
@@ -202,6 +265,7 @@ async def world() -> World:
             "case_id": await _open_case(person.customer_id),
         }
         w.ids[who]["doc_id"] = await _consent_document(person, w.ids[who]["taxpayer_pk"])
+        w.ids[who].update(await matrix_ids(person, w.ids[who]["taxpayer_pk"], w.accounts["risk_officer"]))
     return w
 
 

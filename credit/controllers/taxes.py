@@ -1,4 +1,4 @@
-"""HTTP surface of credit/: tax records (decisions arrive with their issue)."""
+"""HTTP surface of credit/: tax records and the tax-data consent."""
 
 from __future__ import annotations
 
