@@ -198,14 +198,11 @@ def keys_rotate() -> None:
 
 
 def _attach_domain_commands() -> None:
-    """Command groups of the domains (kyc, sign, credit ...), attached here only."""
-    from credit.cli import credit
-    from kyc.cli import kyc
-    from kyc.signing.cli import sign
+    """The domains' command groups, as the factory assembles them."""
+    from app.factory import domain_commands
 
-    main.add_command(credit)
-    main.add_command(kyc)
-    main.add_command(sign)
+    for group in domain_commands():
+        main.add_command(group)
 
 
 _attach_domain_commands()

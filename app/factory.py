@@ -56,6 +56,23 @@ def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel], list[Path]]:
     )
 
 
+def domain_seeders() -> list[Any]:
+    """Each domain's ``seed_demo(customer_id)`` for ``branchless seed``."""
+    from claims.seed import seed_demo as claims_seed
+    from credit.seed import seed_demo as credit_seed
+
+    return [claims_seed, credit_seed]
+
+
+def domain_commands() -> list[Any]:
+    """The domains' click groups for the ``branchless`` command line."""
+    from credit.cli import credit
+    from kyc.cli import kyc
+    from kyc.signing.cli import sign
+
+    return [credit, kyc, sign]
+
+
 def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)

@@ -4,11 +4,9 @@ nothing."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 
-from stdnum.cn import ric, uscc
+from stdnum.cn import ric
 
 from app import accounts
 from app.db import transaction
@@ -44,27 +42,10 @@ def _id_number() -> str:
     return body + ric.calc_check_digit(body + "0")  # stdnum wants a placeholder check digit
 
 
-def _uscc() -> str:
-    body = "91310115MA1K4CBN2"  # enterprise, Shanghai Pudong
-    return body + uscc.calc_check_digit(body)
-
-
-def _months_back(n: int, today: date) -> list[str]:
-    y, m = today.year, today.month
-    out = []
-    for _ in range(n):
-        m -= 1
-        if m == 0:
-            y, m = y - 1, 12
-        out.append(f"{y:04d}-{m:02d}")
-    return list(reversed(out))
-
-
 async def seed() -> list[DemoLogin]:
-    """Create the demo data unless it exists; return the logins."""
-    from claims.tables import Policy
-    from credit.rulesets import seed_published_ruleset
-    from credit.tables import TaxFiling, Taxpayer
+    """Create the demo data unless it exists; return the logins. Each domain adds its own
+    part (``seed_demo``), as the factory assembles them."""
+    from app.factory import domain_seeders
 
     async with transaction():
         for role, email, name in STAFF:
@@ -72,59 +53,18 @@ async def seed() -> list[DemoLogin]:
                 await accounts.create_staff(
                     StaffCreate(email=email, password=DEMO_PASSWORD, display_name=name, role=role)
                 )
-        # the committed tax-loan ruleset, published (does nothing once that version exists)
-        await seed_published_ruleset()
-        existing = await Account.objects().where(Account.email == CUSTOMER_EMAIL).first()
-        if existing is not None:
-            return demo_logins()
-        customer_id = await accounts.create_customer(
-            CustomerCreate(
-                email=CUSTOMER_EMAIL,
-                password=DEMO_PASSWORD,
-                full_name="张伟 (Zhang Wei)",
-                phone="13800138000",
-                id_number=_id_number(),
-                bank_account="6222020200112233445",
-            )
-        )
-        now = datetime.now(UTC)
-        today = now.date()
-        await Policy.insert(
-            Policy(
-                policy_number="PH-2026-000001",
-                customer=customer_id,
-                product="Medical insurance (百万医疗)",
-                coverage_start=date(today.year, 1, 1),
-                coverage_end=date(today.year, 12, 31),
-                sum_insured_fen=1_000_000_00 * 2,
-                deductible_fen=10_000_00,
-                created_at=now,
-            )
-        )
-        taxpayer = Taxpayer(
-            taxpayer_id=_uscc(),
-            customer=customer_id,
-            name="上海张伟餐饮管理有限公司",
-            registered_on=date(2018, 5, 14),
-            industry="catering",
-            status="normal",
-            grades={str(today.year - 1): "A", str(today.year - 2): "B"},
-            fetched_at=now,
-        )
-        await taxpayer.save()
-        rng = random.Random(20260527)  # noqa: S311 (reproducible demo figures, not security)
-        filings = []
-        for i, period in enumerate(_months_back(24, today)):
-            sales = int(rng.uniform(280_000, 420_000) * 100 * (1 + i / 80))
-            filings.append(
-                TaxFiling(
-                    taxpayer=taxpayer.id,
-                    period=period,
-                    vat_sales_fen=sales,
-                    vat_paid_fen=sales * 6 // 100,
-                    income_tax_fen=sales * 2 // 100,
-                    filed_on_time=i != 7,
+        customer_id: int | None = None
+        if not await Account.exists().where(Account.email == CUSTOMER_EMAIL):
+            customer_id = await accounts.create_customer(
+                CustomerCreate(
+                    email=CUSTOMER_EMAIL,
+                    password=DEMO_PASSWORD,
+                    full_name="张伟 (Zhang Wei)",
+                    phone="13800138000",
+                    id_number=_id_number(),
+                    bank_account="6222020200112233445",
                 )
             )
-        await TaxFiling.insert(*filings)
+        for seed_domain in domain_seeders():
+            await seed_domain(customer_id)
     return demo_logins()

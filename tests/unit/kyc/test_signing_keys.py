@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import pickle
 import shutil
 import socket
@@ -118,15 +117,6 @@ def test_wrong_pkcs12_passphrase_names_no_secret(tmp_path: Path, consent: bytes)
         service.sign(consent, signer_name="张晓明", reason="同意", key=Pkcs12KeyConfig(path, b"wrong-one"))
     assert "wrong-one" not in refused.value.message
     assert "right-one" not in refused.value.message
-
-
-@pytest.mark.skipif(importlib.util.find_spec("pkcs11") is not None, reason="python-pkcs11 is installed")
-def test_pkcs11_without_its_library_is_a_clear_error(consent: bytes) -> None:
-    config = Pkcs11KeyConfig(Path("/usr/lib/softhsm/libsofthsm2.so"), "branchless", "signing", pin="1234")
-    with pytest.raises(errors.KeyConfigError) as refused:
-        service.sign(consent, signer_name="张晓明", reason="同意", key=config)
-    assert refused.value.code == "pkcs11_unavailable"
-    assert "1234" not in refused.value.message
 
 
 def test_b_b_without_a_tsa(consent: bytes, key: DevKeyConfig) -> None:
