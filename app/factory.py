@@ -27,7 +27,7 @@ from app.logs import configure_logging
 from app.middleware import BearerAwareCSRFMiddleware, request_context_middleware
 from app.ops import PROMETHEUS, MetricsController, OpsController
 from app.secrets import load_secrets
-from app.security import SESSION_COOKIE, authentication_middleware
+from app.security import authentication_middleware
 from app.settings import Settings, get_settings
 from app.web import HomePanel, WebController
 
@@ -143,4 +143,4 @@ def app_from_env() -> Litestar:
     return create_app()
 
 
-__all__ = ["SESSION_COOKIE", "app_from_env", "create_app"]
+__all__ = ["app_from_env", "create_app"]

@@ -17,6 +17,8 @@ from app import context
 from app.logs import get_logger
 
 log = get_logger("branchless.access")
+SESSION_COOKIE = "branchless_session"
+"""The page session's cookie (a revocable token, see ``app.security``)."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -79,23 +81,24 @@ class BearerAwareCSRFMiddleware(CSRFMiddleware):
     Pages (login form included) are always checked.
     """
 
-    session_cookie = "branchless_session"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP and (
-            _bearer(scope) or (scope["path"].startswith("/api/") and not _has_cookie(scope, self.session_cookie))
+            _bearer(scope) or (scope["path"].startswith("/api/") and cookie(scope, SESSION_COOKIE) is None)
         ):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
 
-def _has_cookie(scope: Scope, name: str) -> bool:
-    prefix = f"{name}="
+def cookie(scope: Scope, name: str) -> str | None:
+    """One cookie's value from the raw headers (before Litestar builds a request)."""
     for header, value in scope.get("headers", []):
-        if header == b"cookie" and any(part.strip().startswith(prefix) for part in value.decode("latin-1").split(";")):
-            return True
-    return False
+        if header == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, val = part.strip().partition("=")
+                if key == name and val:
+                    return val
+    return None
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -24,10 +24,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app import context
 from app.cpu import run_cpu
-from app.middleware import bearer_token
+from app.middleware import SESSION_COOKIE, bearer_token, cookie
 from app.tables import Account, AuthToken, Customer
-
-SESSION_COOKIE = "branchless_session"
 
 
 class Role(StrEnum):
@@ -167,16 +165,6 @@ async def resolve_token(token: str, kind: TokenKind) -> Principal | None:
     )
 
 
-def _cookie(scope: Scope, name: str) -> str | None:
-    for header, value in scope.get("headers", []):
-        if header == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                key, _, val = part.strip().partition("=")
-                if key == name and val:
-                    return val
-    return None
-
-
 def authentication_middleware(app: ASGIApp) -> ASGIApp:
     """Resolve the caller once per request into ``scope["user"]`` (or ``None``)."""
 
@@ -187,7 +175,7 @@ def authentication_middleware(app: ASGIApp) -> ASGIApp:
             if bearer:
                 principal = await resolve_token(bearer, TokenKind.api)
             else:
-                session = _cookie(scope, SESSION_COOKIE)
+                session = cookie(scope, SESSION_COOKIE)
                 if session:
                     principal = await resolve_token(session, TokenKind.session)
             scope["user"] = principal

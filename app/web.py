@@ -18,8 +18,8 @@ from litestar.response import Redirect, Template
 
 from app import audit
 from app.db import transaction
+from app.middleware import SESSION_COOKIE
 from app.security import (
-    SESSION_COOKIE,
     Principal,
     Role,
     TokenKind,
