@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEST_PG ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install models system-test-deps run serve migrate seed test test-sqlite test-postgres lint format typecheck check bench dlib-blas clean
+.PHONY: help uv install models system-test-deps media-deps run serve migrate seed test test-sqlite test-postgres lint format typecheck check bench dlib-blas clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -41,7 +41,17 @@ migrate: install ## Apply database migrations (DATABASE_URL, default ./var SQLit
 seed: migrate ## Create the demo accounts and data
 	$(PY) branchless seed
 
-run: seed ## Install, migrate, seed demo data and serve on http://127.0.0.1:8000
+media-deps: ## Debian's Janus media server (and janus-pp-rec) for live video sessions
+	@for pkg in janus janus-tools; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: seed media-deps ## Install, migrate, seed demo data, start Janus (var/janus) and serve on http://127.0.0.1:8000
+	@.venv/bin/python -m video.media.janus_process serve --var-dir var/janus > var/janus.log 2>&1 & janus=$$!; \
+	trap 'kill $$janus 2>/dev/null' EXIT INT TERM; \
+	echo "Janus media server: pid $$janus, API on 127.0.0.1:8088 (log var/janus.log)"; \
 	$(PY) branchless serve
 
 test: install system-test-deps ## Install and run every test, on SQLite and then on PostgreSQL
@@ -52,7 +62,10 @@ test-sqlite: ## First pass: every test on embedded SQLite
 	BRANCHLESS_TEST_DB=sqlite $(PY) pytest tests/unit tests/integration tests/e2e
 
 test-postgres: ## Second pass: every database test on a fresh PostgreSQL database
-	BRANCHLESS_TEST_DB=postgres BRANCHLESS_TEST_PG=$(TEST_PG) $(PY) pytest tests/integration tests/e2e
+	@# tests/integration/video runs whole platforms inside private network namespaces, each with a
+	@# SQLite database of its own (the PostgreSQL server is outside the namespace): once is enough.
+	BRANCHLESS_TEST_DB=postgres BRANCHLESS_TEST_PG=$(TEST_PG) $(PY) pytest tests/integration tests/e2e \
+		--ignore=tests/integration/video
 
 lint: install ## ruff lint and format check
 	$(PY) ruff check .

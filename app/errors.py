@@ -108,7 +108,11 @@ def _wants_page(request: Request[Any, Any, Any]) -> bool:
 
 
 def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
-    return _body(request, exc.status_code, exc.code, exc.message, exc.fields)
+    response = _body(request, exc.status_code, exc.code, exc.message, exc.fields)
+    retry_after = getattr(exc, "retry_after_s", None)  # e.g. video's busy answer: when to come back
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _validation_fields(extra: Any) -> list[FieldError]:

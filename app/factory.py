@@ -47,13 +47,24 @@ def _domains() -> tuple[list[Any], list[JobKind], list[HomePanel], list[Path]]:
     from kyc.controllers import PANELS as kyc_panels
     from kyc.controllers import TEMPLATES as kyc_templates
     from kyc.jobs import JOBS as kyc_jobs
+    from video.controllers import CONTROLLERS as video_controllers
+    from video.controllers import PANELS as video_panels
+    from video.controllers import TEMPLATES as video_templates
+    from video.jobs import JOBS as video_jobs
 
     return (
-        [*kyc_controllers, *claims_controllers, *credit_controllers],
-        [*core_jobs, *kyc_jobs, *credit_jobs],
-        [*core_panels, *kyc_panels, *claims_panels, *credit_panels],
-        [kyc_templates, credit_templates],
+        [*kyc_controllers, *claims_controllers, *credit_controllers, *video_controllers],
+        [*core_jobs, *kyc_jobs, *credit_jobs, *video_jobs],
+        [*core_panels, *kyc_panels, *claims_panels, *credit_panels, *video_panels],
+        [kyc_templates, credit_templates, video_templates],
     )
+
+
+def domain_lifespans() -> list[Any]:
+    """Domains' own start-up/shutdown (after the database and the job runner are up)."""
+    from video.hub import lifespan as video_lifespan
+
+    return [video_lifespan]
 
 
 def domain_seeders() -> list[Any]:
@@ -130,8 +141,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Li
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
             security=[{"bearer": []}],
         ),
-        lifespan=[lifespan],
-        state=State({"jobs": jobs, "settings": settings, "panels": panels}),
+        lifespan=[lifespan, *domain_lifespans()],
+        state=State({"jobs": jobs, "settings": settings, "panels": panels, "readiness": {}}),
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,
         logging_config=None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
+
+from litestar import Controller, Request, Response, get
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from piccolo.apps.migrations.tables import Migration
 
@@ -41,9 +43,19 @@ class OpsController(Controller):
         return Health(status="ok")
 
     @get("/ready", operation_id="ready")
-    async def ready(self) -> Response[Health]:
-        """Ready for traffic: the database answers and every migration is applied."""
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[Health]:
+        """Ready for traffic: the database answers, every migration is applied, and each
+        domain's dependency (e.g. the media server) answers where it is required."""
         checks: dict[str, str] = {}
+        optional: set[str] = set()
+        for name, probe in request.app.state.readiness.items():
+            try:
+                status, required = await probe()
+            except Exception as exc:  # readiness reports any failure instead of raising it
+                status, required = f"error: {type(exc).__name__}", True
+            checks[name] = status
+            if not required:
+                optional.add(name)
         try:
             await ping()
             checks["database"] = "ok"
@@ -51,5 +63,5 @@ class OpsController(Controller):
             checks["migrations"] = "ok" if not missing else f"{len(missing)} pending"
         except Exception as exc:  # readiness reports any failure instead of raising it
             checks["database"] = f"error: {type(exc).__name__}"
-        ok = all(v == "ok" for v in checks.values())
+        ok = all(v == "ok" for k, v in checks.items() if k not in optional)
         return Response(Health(status="ok" if ok else "unavailable", checks=checks), status_code=200 if ok else 503)

@@ -64,6 +64,37 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     models_dir: str = "var/models"
     """Where ``make install`` puts the verified face models."""
 
+    # credit hot path
+    web_workers: PositiveInt = 1
+    """Server processes of ``branchless serve`` (``--workers`` overrides); each has its own pool and caches."""
+    token_cache_seconds: Annotated[float, Meta(ge=0)] = 5.0
+    """How long a process reuses a resolved bearer or session token; also the longest a
+    token revoked in another process stays usable here. 0 turns the cache off."""
+    decision_batch_max: PositiveInt = 128
+    """Most decisions one group commit writes (one transaction, one audit-lock acquisition)."""
+    # --- live video (video/) ---
+    janus_url: str = ""
+    """Janus's HTTP API (loopback); empty: the development Janus of ``make run`` (var/janus)."""
+    janus_api_secret: str = ""
+    """Empty in development: read from var/janus/secrets.json, written by ``make run``'s Janus."""
+    janus_room_admin_key: str = ""
+    janus_recordings_root: str = ""
+    """Where Janus writes ``.mjr`` files (same machine); empty: var/janus/recordings."""
+    video_allowed_networks: str = "0.0.0.0/0"
+    """Comma-separated networks where the analysis peer may have host candidates."""
+    video_ice_servers: str = ""
+    """Comma-separated STUN/TURN URLs handed to browsers and the analysis peer (coturn)."""
+    video_max_sessions: PositiveInt = 8
+    """Waiting plus active sessions this app process accepts; beyond it a join gets 503 busy."""
+    video_sample_fps: Annotated[float, Meta(ge=0.5, le=10.0)] = 3.0
+    video_monitor_interval_s: Annotated[float, Meta(ge=1.0)] = 10.0
+    """After the first verdict, how often the live face distance is refreshed for the manager."""
+    video_recording_retention_days: PositiveInt = 5 * 365
+    video_queue_timeout_minutes: PositiveInt = 30
+    video_session_max_minutes: PositiveInt = 60
+    video_reconnect_grace_s: PositiveInt = 30
+    """A participant whose connection dropped may rejoin within this time before the session ends."""
+
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith(("postgresql://", "postgres://"))

@@ -21,7 +21,7 @@ from app.settings import get_settings
 from kyc.face.detect import analyse
 from kyc.face.errors import FaceError, NotEnoughFrames
 from kyc.face.imageio import load_image
-from kyc.face.liveness import Challenge, ChallengeStep, Missing, Observation, judge_session, observe
+from kyc.face.liveness import Challenge, ChallengeStep, Missing, Observation, judge_session, observe, passive_check
 from kyc.face.pipeline import FaceTemplates, Template, embed_face, embed_image
 from kyc.face.search import search
 from kyc.face.verify import VerifierConfig, best_evidence, engine_distances
@@ -118,6 +118,10 @@ class Judged:
     live: bool
     liveness_reason: str
     challenges: list[ChallengeOutcome] = field(default_factory=list)
+    passive_live: bool = False
+    """The passive check alone (no replayed photo or screen), whatever the challenges gave:
+    an attended video session tells "did not perform the prompts" from "not a live person"."""
+    passive_reason: str = ""
 
 
 def plan_of(challenges: list[dict[str, Any]]) -> tuple[ChallengeStep, ...]:
@@ -164,7 +168,10 @@ def judge_frames(
     matched = evidence is not None and evidence <= cfg.threshold
     result, steps = judge_session(plan_of(challenges), observations)
     outcomes = [ChallengeOutcome(s.step.kind.value, s.passed, s.reason) for s in steps]
-    return Judged(results, evidence, cfg.threshold, matched, result.live, result.reason, outcomes)
+    passive = passive_check(observations)
+    return Judged(
+        results, evidence, cfg.threshold, matched, result.live, result.reason, outcomes, passive.live, passive.reason
+    )
 
 
 # --- 1:N duplicate search ------------------------------------------------------------------
@@ -255,3 +262,17 @@ def check_face(frames: list[bytes], portrait: dict[str, tuple[str, bytes | npt.N
     except NotEnoughFrames:
         return FaceCheck(False, None, cfg.threshold, len(distances))
     return FaceCheck(evidence <= cfg.threshold, evidence, cfg.threshold, len(distances))
+
+
+def warm() -> int:
+    """Load the detector and the configured engines in this (pool) process, so that the
+    first real face check does not pay for it; returns the process id."""
+    import os
+
+    from kyc.face.detect import _models
+    from kyc.face.engines import get_engine
+
+    _models()
+    for name in config().engines:
+        get_engine(name, _models_dir())
+    return os.getpid()

@@ -28,7 +28,7 @@ from kyc import biometrics
 from kyc.errors import BadDocument, CaseClosed, CaseNotFound, ConsentRequired, DocumentMissing, FaceRejected
 from kyc.face import liveness
 from kyc.schemas import CaseOut, Challenge, ChallengeResult, Verdict
-from kyc.states import AWAITING_REVIEW, OPEN, CaseState, check_transition
+from kyc.states import AWAITING_REVIEW, OPEN, CaseState, IllegalTransition, check_transition
 from kyc.tables import FaceConsent, FaceTemplate, IdentityDocument, KycCase, KycEvidence
 
 register_encrypted(IdentityDocument, "number_enc")
@@ -266,7 +266,7 @@ class Frame:
     """Capture time in milliseconds from the start of the sequence."""
 
 
-async def _portrait_templates(case: KycCase) -> dict[str, tuple[str, Any]]:
+async def portrait_templates(case: KycCase) -> dict[str, tuple[str, Any]]:
     rows = await FaceTemplate.select(FaceTemplate.engine, FaceTemplate.model_version, FaceTemplate.vector_enc).where(
         FaceTemplate.document == case.document
     )
@@ -277,19 +277,30 @@ async def submit_frames(case: KycCase, frames: list[Frame]) -> KycCase:
     """Judge a burst of frames: the face against the portrait (best evidence over
     the frames, never one lucky frame), the passive liveness check, and the case's
     active challenges. Moves the case forward when they pass."""
+    judged = await judge(case, frames)
+    return await record_judgement(case, frames, judged)
+
+
+async def judge(case: KycCase, frames: list[Frame]) -> biometrics.Judged:
+    """The CPU part of ``submit_frames`` (in the process pool); nothing is written."""
     _require_open(case)
     if case.document is None:
         raise DocumentMissing("submit the identity document and portrait first")
     if not frames:
         raise FaceRejected("no frames were sent", code="no_frames", fields=[FieldError("$.frames", "empty")])
-    portrait = await _portrait_templates(case)
-    judged = await run_cpu(
+    portrait = await portrait_templates(case)
+    return await run_cpu(
         biometrics.judge_frames,
         [f.data for f in frames],
         [f.at_ms for f in frames],
         portrait,
         json_value(case.challenges),
     )
+
+
+async def record_judgement(case: KycCase, frames: list[Frame], judged: biometrics.Judged) -> KycCase:
+    """Store the frames as evidence with their distances and move the case (one transaction)."""
+    _require_open(case)
     retention = now() + timedelta(days=get_settings().kyc_retention_days)
     store = blob_store()
     for frame, result in zip(frames, judged.frames, strict=True):
@@ -360,11 +371,25 @@ async def review_case(principal: Principal, case: KycCase, decision: str, reason
     """An account manager's decision on a live or flagged case."""
     if case.state not in {s.value for s in AWAITING_REVIEW}:
         check_transition(case.state, CaseState.verified if decision == "approve" else CaseState.rejected)
+        if decision == "approve":  # face_matched → verified needs an attended session (attended_review)
+            raise IllegalTransition(f"a case in state {case.state} awaits the liveness check, not a review")
     if decision == "approve":
         await _verify(case, reviewer=principal.account_id, reason=reason)
     else:
         await _move(case, CaseState.rejected, reviewer=principal.account_id, review_reason=reason)
     return case
+
+
+async def attended_review(principal: Principal, case: KycCase, decision: str, reason: str) -> KycCase:
+    """An account manager's decision at the end of a live video session they attended.
+
+    Besides the live and flagged cases of ``review_case``, a face-matched case may be
+    approved: the manager watched the customer follow the prompts, and the caller
+    (video/) has checked that the passive check found no replayed photo or screen."""
+    if decision == "approve" and case.state == CaseState.face_matched.value:
+        await _verify(case, reviewer=principal.account_id, reason=f"attended video session: {reason}")
+        return case
+    return await review_case(principal, case, decision, reason)
 
 
 async def verdict(customer_id: int) -> Verdict:

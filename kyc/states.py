@@ -32,7 +32,8 @@ class CaseState(StrEnum):
 S = CaseState
 TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
     S.pending: frozenset({S.face_matched, S.flagged, S.rejected, S.expired}),
-    S.face_matched: frozenset({S.live, S.flagged, S.rejected, S.expired}),
+    S.face_matched: frozenset({S.live, S.verified, S.flagged, S.rejected, S.expired}),
+    # face_matched → verified only through an attended video review (kyc.service.attended_review)
     S.live: frozenset({S.verified, S.flagged, S.rejected, S.expired}),
     S.flagged: frozenset({S.verified, S.rejected, S.expired}),
     S.verified: frozenset({S.expired}),

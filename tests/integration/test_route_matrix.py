@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import PASSWORD, bearer, id_number, make_customer, make_policy, make_staff, make_taxpayer, mobile
 from tests.integration.credit.builders import matrix_ids
+from tests.integration.video_appointments.builders import matrix_ids as appointment_matrix_ids
 
 ROLES = ("anon", "own", "other", "account_manager", "risk_officer", "claims_adjuster", "admin")
 STAFF = ("account_manager", "risk_officer", "claims_adjuster", "admin")
@@ -224,6 +225,85 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
 }
 
+_MANAGERS = only({"account_manager": 200, "admin": 200}, 403)
+_NOT_ACTIVE = only({"account_manager": 409}, 403)
+MATRIX.update(
+    {
+        ("GET", "/video"): Case(only({"own": 200, "other": 200}, 403, anon=302)),
+        ("GET", "/console"): Case(only({"account_manager": 200}, 403, anon=302)),
+        ("GET", "/console/sessions/{session_id:int}"): Case(
+            only({"account_manager": 200, "admin": 200}, 403, anon=302), note="customers are refused by role"
+        ),
+        ("POST", "/api/video/sessions"): Case(
+            only({"own": 409, "other": 409}, 403),
+            json=lambda: {"purpose": "loan", "recordingConsent": True},
+            note="the customer reaches it: already waiting in the queue (409 session_exists)",
+        ),
+        ("GET", "/api/video/sessions/{session_id:int}"): Case(
+            only({"own": 200, "other": 404, "account_manager": 200, "admin": 200}, 403)
+        ),
+        ("GET", "/api/video/queue"): Case(_MANAGERS),
+        ("POST", "/api/video/sessions/{session_id:int}/accept"): Case(
+            only({"account_manager": 503}, 403),
+            note="a manager reaches it; no media server runs in this test (503), the session stays waiting",
+        ),
+        ("POST", "/api/video/sessions/{session_id:int}/liveness"): Case(_NOT_ACTIVE, note="waiting, not active"),
+        ("PUT", "/api/video/sessions/{session_id:int}/checklist"): Case(_NOT_ACTIVE, json=dict),
+        ("POST", "/api/video/sessions/{session_id:int}/stills"): Case(_NOT_ACTIVE),
+        ("GET", "/api/video/sessions/{session_id:int}/stills"): Case(_MANAGERS),
+        ("GET", "/api/video/sessions/{session_id:int}/stills/{evidence_id:int}"): Case(_MANAGERS),
+        ("POST", "/api/video/sessions/{session_id:int}/decision"): Case(
+            _NOT_ACTIVE, json=lambda: {"decision": "reject", "reason": "matrix"}
+        ),
+        ("GET", "/api/video/sessions/{session_id:int}/recordings"): Case(_MANAGERS),
+        ("GET", "/api/video/recordings/{recording_id:int}"): Case(_MANAGERS),
+        ("POST", "/api/video/sessions/{session_id:int}/end"): Case(
+            only({"own": 200, "other": 404, "account_manager": 404, "admin": 404}, 403),
+            note="only its customer or its own manager may end it; the customer cancels the waiting session",
+        ),
+    }
+)
+
+MATRIX.update(
+    {
+        # video appointments (预约办): the world's slot_id is a slot of the matrix's manager,
+        # booked by that customer. Keep this order: the booking entries rely on it.
+        ("POST", "/api/video/slots"): Case(
+            only({"account_manager": 201}, 403),
+            json=lambda: {"date": _days_ahead(60), "start": "09:00", "end": "10:00", "minutes": 20},
+            note="idempotent: publishing the same times again keeps the slots already there",
+        ),
+        ("GET", "/api/video/slots"): Case(only({"own": 200, "other": 200}, 403)),
+        ("POST", "/api/video/slots/{slot_id:int}/booking"): Case(
+            only({"own": 409, "other": 409}, 403),
+            json=lambda: {"purpose": "loan"},
+            note="own: already holds this booking; other: the second customer's slot (409 either way)",
+        ),
+        ("DELETE", "/api/video/slots/{slot_id:int}/booking"): Case(
+            only({"own": 200, "other": 404}, 403), note="own: the booking is given back and the slot opens again"
+        ),
+        ("DELETE", "/api/video/slots/{slot_id:int}"): Case(
+            only({"account_manager": 200, "admin": 200}, 403),
+            note="the matrix's manager owns the slot; the admin's second cancel is idempotent (200)",
+        ),
+        ("GET", "/api/video/appointments"): Case(only({"own": 200, "other": 200}, 403)),
+        ("GET", "/api/video/day"): Case(only({"account_manager": 200}, 403)),
+        ("GET", "/appointments"): Case(only({"own": 200, "other": 200}, 403, anon=302)),
+        ("GET", "/console/day"): Case(only({"account_manager": 200}, 403, anon=302)),
+    }
+)
+# Consent is withdrawn last: it erases the customer's biometrics (evidence stills included).
+MATRIX[("DELETE", "/api/kyc/consent")] = MATRIX.pop(("DELETE", "/api/kyc/consent"))
+
+
+def _days_ahead(days: int) -> str:
+    """A local (Asia/Shanghai) day ``days`` ahead, as YYYY-MM-DD."""
+    from datetime import timedelta
+
+    from video.appointments import local_today
+
+    return (local_today() + timedelta(days=days)).isoformat()
+
 
 @dataclass
 class World:
@@ -265,7 +345,9 @@ async def world() -> World:
             "case_id": await _open_case(person.customer_id),
         }
         w.ids[who]["doc_id"] = await _consent_document(person, w.ids[who]["taxpayer_pk"])
+        w.ids[who].update(await _video_ids(person.customer_id, w.ids[who]["case_id"]))
         w.ids[who].update(await matrix_ids(person, w.ids[who]["taxpayer_pk"], w.accounts["risk_officer"]))
+        w.ids[who].update(await appointment_matrix_ids(person, w.accounts["account_manager"]))
     return w
 
 
@@ -277,6 +359,43 @@ async def _open_case(customer_id: int) -> int:
         await service.grant_consent(customer_id, "face-2026-01", "127.0.0.1")
         case = await service.start_case(customer_id)
     return int(case.id)
+
+
+async def _video_ids(customer_id: int, case_id: int) -> dict[str, int]:
+    """A waiting video session, a still of its case and a stored recording."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.storage import blob_store
+    from kyc.tables import KycEvidence
+    from video.tables import SessionRecording, VideoSession
+
+    now = datetime.now(UTC)
+    session = VideoSession(
+        case=case_id,
+        customer=customer_id,
+        purpose="loan",
+        state="waiting",
+        recording_consent_at=now,
+        queued_at=now,
+        updated_at=now,
+    )
+    await session.save()
+    still = blob_store().put("still", b"\xff\xd8\xff matrix still")
+    evidence = KycEvidence(case=case_id, kind="still", blob_id=still.blob_id, sha256=still.sha256, captured_at=now)
+    await evidence.save()
+    video = blob_store().put("recording", b"matrix webm")
+    recording = SessionRecording(
+        session=session.id,
+        participant="customer",
+        blob_id=video.blob_id,
+        sha256=video.sha256,
+        size_bytes=11,
+        duration_s=1.0,
+        created_at=now,
+        erase_after=now + timedelta(days=1),
+    )
+    await recording.save()
+    return {"session_id": session.id, "evidence_id": evidence.id, "recording_id": recording.id}
 
 
 async def _consent_document(person: Any, taxpayer_pk: int) -> int:
