@@ -28,6 +28,7 @@ from kyc import service as kyc_service
 from kyc.errors import ConsentRequired
 from kyc.states import OPEN, CaseState
 from kyc.tables import KycCase, KycEvidence
+from video import appointments
 from video.media.videoroom import RoomCredentials
 from video.schemas import CHECKLIST_ITEMS, Checklist, DecisionIn, QueueEntry, SessionCreate, SessionOut, StillOut
 from video.tables import AppointmentSlot, VideoSession
@@ -39,7 +40,6 @@ LIVE = (WAITING, ACTIVE)
 MANAGERS = frozenset({Role.account_manager, Role.admin})
 DEFAULT_HANDLING_S = 300
 """Expected length of a session before any has been measured (5 minutes)."""
-APPOINTMENT_EARLY = timedelta(minutes=10)
 NODE = f"{socket.gethostname()}:{os.getpid()}"
 _JOIN_LOCK = 0x5649_4403
 """PostgreSQL advisory lock serialising joins: one live session per customer, and the capacity."""
@@ -103,19 +103,6 @@ async def _open_case_with_document(customer_id: int) -> KycCase:
     return case
 
 
-async def _due_appointment(customer_id: int, appointment_id: int, at: datetime) -> AppointmentSlot:
-    slot = await AppointmentSlot.objects().where(AppointmentSlot.id == appointment_id).first()
-    if slot is None or slot.customer != customer_id or slot.state != "booked":
-        raise NotFound("no such appointment", fields=[FieldError("$.appointmentId", "not booked by you")])
-    if not (slot.starts_at - APPOINTMENT_EARLY <= at <= slot.starts_at + timedelta(minutes=slot.minutes)):
-        raise Invalid(
-            "the appointment is not due: check in from 10 minutes before it starts until it ends",
-            code="appointment_not_due",
-            fields=[FieldError("$.appointmentId", "not due")],
-        )
-    return slot
-
-
 async def start_session(customer_id: int, data: SessionCreate) -> VideoSession:
     """Join the walk-in queue (or check in for a booked appointment)."""
     if isinstance(engine(), PostgresEngine):  # SQLite's write transactions are serial already (IMMEDIATE)
@@ -136,7 +123,13 @@ async def start_session(customer_id: int, data: SessionCreate) -> VideoSession:
     at = now()
     appointment = None
     if data.appointment_id is not None:
-        appointment = await _due_appointment(customer_id, data.appointment_id, at)
+        appointment = await appointments.due_appointment(customer_id, at)
+        if appointment is None or appointment.id != data.appointment_id:
+            raise Invalid(
+                "no appointment of yours is due: check in from 10 minutes before it starts until it ends",
+                code="appointment_not_due",
+                fields=[FieldError("$.appointmentId", "not due")],
+            )
     session = VideoSession(
         case=case.id,
         customer=customer_id,
@@ -230,8 +223,7 @@ async def queue() -> list[QueueEntry]:
 
 
 def _masked_name(full_name: str | None) -> str:
-    name = full_name or ""
-    return (name[:1] + "*" * max(len(name) - 1, 1)) if name else "—"
+    return appointments.mask_name(full_name) or "—"
 
 
 def _summary(row: dict[str, Any]) -> str:
@@ -384,7 +376,7 @@ async def end(session_id: int, reason: str) -> VideoSession:
         session.recording_state = "pending"
     await session.save()
     if session.appointment is not None and was_active:
-        await AppointmentSlot.update({AppointmentSlot.state: "done"}).where(AppointmentSlot.id == session.appointment)
+        await appointments.complete_appointment(session.appointment)
     await audit.record(
         "video.session_ended", "video_session", session.id, after={"state": session.state, "reason": reason}
     )
