@@ -58,6 +58,8 @@ class SessionAnalysis:
         self.recent: deque[tuple[float, bytes]] = deque(maxlen=15)
         self._batch: list[kyc_service.Frame] = []
         self.video_at: float | None = None
+        self.media_up_at: float | None = None
+        """When Janus reported the customer's PeerConnection up (set by the hub)."""
         self.verdict_at: float | None = None
         self.frames_analysed = 0
         self.distance: float | None = None
@@ -154,9 +156,15 @@ class SessionAnalysis:
         await self._publish()
 
     def figures(self) -> dict[str, Any]:
-        first = None
-        if self.verdict_at is not None and self.video_at is not None:
-            first = round(self.verdict_at - self.video_at, 3)
+        """``firstVerdictS``: from the customer's video reaching the media server (Janus's
+        ``webrtcup``) to the first verdict; ``analysisStartS``: the part of it until the
+        analysis peer delivered its first sampled frame."""
+        first = start = None
+        origin = self.media_up_at or self.video_at
+        if self.verdict_at is not None and origin is not None:
+            first = round(self.verdict_at - origin, 3)
+        if self.video_at is not None and origin is not None:
+            start = round(self.video_at - origin, 3)
         return {
             "distance": None if self.distance is None else round(self.distance, 4),
             "threshold": self.threshold,
@@ -164,6 +172,7 @@ class SessionAnalysis:
             "framesAnalysed": self.frames_analysed,
             "caseState": self.case_state,
             "firstVerdictS": first,
+            "analysisStartS": start,
         }
 
     async def _publish(self) -> None:

@@ -239,6 +239,7 @@ class LiveSession:
                     me.publishing = True
                     await self._offer_subscription(self.other(me.role))
                     if me.role == "customer":
+                        self.analysis.media_up_at = self.analysis.media_up_at or time.time()
                         self._start_analysis(publisher.id)
                 elif event.janus in ("hangup", "detached", "session-lost"):
                     me.publishing = False
@@ -293,7 +294,10 @@ class LiveSession:
                 frame = item.payload
                 if isinstance(frame, SampledFrame):
                     self.analysis.feed(frame)
-            logger.info("analysis of session %s ended: %s", self.id, worker.outcome)
+            outcome = worker.outcome
+            attempts = outcome.stats.attempts if outcome is not None else 0
+            log = logger.warning if attempts > 1 or (outcome is not None and outcome.reason == "error") else logger.info
+            log("analysis of session %s ended after %s subscription(s): %s", self.id, attempts, outcome)
 
         self._worker_task = asyncio.create_task(consume(), name=f"video-{self.id}-analysis")
 
