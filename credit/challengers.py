@@ -80,9 +80,15 @@ _LIVE_SQL: Final = (
 
 async def live_setup(product: str) -> LiveSetup:
     rows = await RulesetVersion.raw(_LIVE_SQL, product)
-    if not rows:
+    return await setup_of(product, rows[0] if rows else None)
+
+
+async def setup_of(product: str, row: dict[str, Any] | None) -> LiveSetup:
+    """The live set-up from a row of ``_LIVE_SQL``'s columns (``credit.repository``
+    reads them with the applicant in one round trip); the compiled rulesets come
+    from the per-process cache, keyed by version id."""
+    if row is None or row["champion_id"] is None:
         raise NoPublishedRuleset(f"no published ruleset for {product}")
-    row = rows[0]
     champion_id = int(row["champion_id"])
     champion = await compiled_version(champion_id)
     if row["setup_id"] is None:

@@ -71,15 +71,18 @@ async def request_consent(principal: Principal, taxpayer_pk: int, months: int) -
 
 
 async def active_consent(taxpayer_id: str, on: date | None = None) -> TaxConsent | None:
-    """A consent the tax gateway may be called under: fully signed and in force."""
+    """A consent the tax gateway may be called under: fully signed and in force
+    (one query; the oldest such consent when several are)."""
     day = on or datetime.now(UTC).date()
-    rows = await TaxConsent.objects().where(
-        (TaxConsent.taxpayer_id == taxpayer_id) & (TaxConsent.valid_from <= day) & (TaxConsent.expires_on >= day)
+    completed = SignedDocument.select(SignedDocument.id).where(SignedDocument.state == signatures.COMPLETED)
+    return (
+        await TaxConsent.objects()
+        .where(
+            (TaxConsent.taxpayer_id == taxpayer_id)
+            & (TaxConsent.valid_from <= day)
+            & (TaxConsent.expires_on >= day)
+            & TaxConsent.signed_document_id.is_in(completed)
+        )
+        .order_by(TaxConsent.id)
+        .first()
     )
-    for consent in rows:
-        if consent.signed_document_id is None:
-            continue
-        doc = await SignedDocument.objects().where(SignedDocument.id == consent.signed_document_id).first()
-        if doc is not None and doc.state == signatures.COMPLETED:
-            return consent
-    return None

@@ -16,6 +16,9 @@ authority's record changed.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -23,18 +26,21 @@ from typing import Any, Final
 import msgspec
 from piccolo.engine.postgres import PostgresEngine
 
-from app import audit
-from app.db import engine
+from app import audit, context
+from app.db import engine, transaction
 from app.errors import Forbidden, NotFound
 from app.schemas import Base
 from app.security import Principal, Role
-from credit.challengers import LiveSetup, live_setup
+from credit import repository
+from credit.challengers import LiveSetup, live_setup, setup_of
 from credit.engine.champion import decide_live
 from credit.engine.errors import TaxpayerNotFound
 from credit.engine.features import features_of
 from credit.engine.provider import DataPending
+from credit.engine.records import TaxConsent as ConsentTerms
 from credit.engine.records import TaxRecord
 from credit.engine.rules import Decision as Terms
+from credit.group_commit import GroupCommit
 from credit.schemas import (
     ApplicationCreate,
     ApplicationOut,
@@ -98,9 +104,10 @@ _TAXPAYER_COLUMNS: Final = (Taxpayer.id, Taxpayer.taxpayer_id, Taxpayer.customer
 
 
 async def gather(principal: Principal, data: ApplicationCreate) -> Gathered:
-    """Checks and the gateway call for a new application (no transaction needed)."""
-    taxpayer = await Taxpayer.select(*_TAXPAYER_COLUMNS).where(Taxpayer.id == data.taxpayer_pk).first()
-    if taxpayer is None or taxpayer["customer"] != principal.customer_id or principal.customer_id is None:
+    """Checks and the gateway call for a new application (no transaction needed):
+    ownership, the consent and the live set-up come from one query."""
+    found = await repository.applicant(data.taxpayer_pk, data.product, _now().date())
+    if found is None or found.taxpayer["customer"] != principal.customer_id or principal.customer_id is None:
         raise TaxpayerUnknown("no such taxpayer")
     terms = {
         "customer": principal.customer_id,
@@ -109,7 +116,13 @@ async def gather(principal: Principal, data: ApplicationCreate) -> Gathered:
         "term_months": data.term_months,
         "purpose": data.purpose,
     }
-    return await _gather(None, terms, taxpayer)
+    if found.consent is None:
+        raise TaxConsentRequired("sign the tax-data consent for this taxpayer (and have it countersigned)")
+    setup = await setup_of(data.product, found.setup)
+    consent_id, valid_from, expires_on = found.consent
+    taxpayer_id = found.taxpayer["taxpayer_id"]
+    consent = ConsentTerms.from_dates(f"TC-{consent_id:08d}", taxpayer_id, valid_from, expires_on)
+    return Gathered(None, terms, found.taxpayer, setup, await fetch_record(taxpayer_id, consent))
 
 
 async def _gather(app_id: int | None, terms: dict[str, Any], taxpayer: dict[str, Any]) -> Gathered:
@@ -121,6 +134,33 @@ async def _gather(app_id: int | None, terms: dict[str, Any], taxpayer: dict[str,
         return Gathered(app_id, terms, taxpayer, None, missing)  # lapsed while the application waited
     setup = await live_setup(terms["product"])
     return Gathered(app_id, terms, taxpayer, setup, await fetch_record(taxpayer["taxpayer_id"], consent))
+
+
+async def submit(g: Gathered) -> ApplicationOut:
+    """Decide and store a new application gathered by ``gather``.
+
+    The steady state (a decision on a record already stored) goes through this
+    process's group commit: it shares a transaction, and one acquisition of the
+    audit chain's lock, with the decisions of concurrent requests, and returns
+    once that transaction committed. Everything else (a changed record to
+    store, a gateway outage, an unknown taxpayer) takes a transaction of its
+    own through ``record``."""
+    result = g.result
+    if (
+        g.application_id is None
+        and g.setup is not None
+        and isinstance(result, TaxRecord)
+        and _record_digest(result) == g.taxpayer["record_sha256"]
+    ):
+        return await _group_commit().submit(_NewDecision(g, result, _now(), context.current()))
+    async with transaction():
+        out = await record(g)
+    assert out is not None  # a new application is never "no longer pending"
+    return out
+
+
+def _record_digest(result: TaxRecord) -> str:
+    return hashlib.sha256(_encode(result)).hexdigest()
 
 
 async def record(g: Gathered) -> ApplicationOut | None:
@@ -164,13 +204,7 @@ async def record(g: Gathered) -> ApplicationOut | None:
     assert g.setup is not None
     await store_record(g.taxpayer, result, now)
     decision = await _decide_and_store(app_id, g.terms["product"], g.setup, result, now)
-    await audit.record(
-        "credit.application_decided",
-        "credit_application",
-        app_id,
-        after={"outcome": decision.outcome, "limit": str(decision.limit), "ruleset": decision.ruleset_id},
-        detail={"decision": decision.id, "ruleset": decision.ruleset_id, "arm": decision.arm},
-    )
+    await audit.append([_decided_entry(decision, app_id)])
     if g.application_id is not None:
         return await application_out(app_id, decision=decision)
     # a new application: everything is at hand, no need to read it back
@@ -206,9 +240,10 @@ async def _pending_for_update(application_id: int) -> int | None:
 _encode = msgspec.json.encode
 
 
-async def _decide_and_store(
-    app_id: int, product: str, setup: LiveSetup, record: TaxRecord, now: datetime
-) -> DecisionOut:
+def _decide(
+    app_id: int, decision_id: int, *, product: str, setup: LiveSetup, record: TaxRecord, now: datetime
+) -> tuple[dict[str, Any], DecisionOut]:
+    """The decision of application ``app_id``: its row's values and its output."""
     features = features_of(record)
     live = decide_live(setup.champion, setup.challenger, setup.config, str(app_id), features)
     challenger_decides = live.arm == "challenger" and setup.config is not None and setup.config.mode == "split"
@@ -218,26 +253,24 @@ async def _decide_and_store(
     if live.other is not None and other_id is not None:
         shadow = _encode(ShadowDecision(ruleset_id=other_id, decision=live.other)).decode()
     d = live.effective
-    rows = await Decision.insert(
-        Decision(
-            application=app_id,
-            product=product,
-            ruleset=ruleset_id,
-            arm=live.arm,
-            challenger_setup=setup.setup_id,
-            outcome=d.outcome,
-            limit_fen=d.limit_fen,
-            price_tier=d.price_tier,
-            reasons=_encode(d.reasons).decode(),
-            rows_hit=_encode(d.rows_hit).decode(),
-            features=_encode(features).decode(),
-            record_as_of=record.as_of,
-            shadow=shadow,
-            decided_at=now,
-        )
-    )
-    return DecisionOut(
-        id=int(rows[0]["id"]),
+    values = {
+        "application": app_id,
+        "product": product,
+        "ruleset": ruleset_id,
+        "arm": live.arm,
+        "challenger_setup": setup.setup_id,
+        "outcome": d.outcome,
+        "limit_fen": d.limit_fen,
+        "price_tier": d.price_tier,
+        "reasons": _encode(d.reasons).decode(),
+        "rows_hit": _encode(d.rows_hit).decode(),
+        "features": _encode(features).decode(),
+        "record_as_of": record.as_of,
+        "shadow": shadow,
+        "decided_at": now,
+    }
+    out = DecisionOut(
+        id=decision_id,
         outcome=d.outcome,
         limit=yuan(d.limit_fen),
         price_tier=d.price_tier,
@@ -248,6 +281,120 @@ async def _decide_and_store(
         arm=live.arm,
         decided_at=now,
     )
+    return values, out
+
+
+async def _decide_and_store(
+    app_id: int, product: str, setup: LiveSetup, record: TaxRecord, now: datetime
+) -> DecisionOut:
+    values, out = _decide(app_id, 0, product=product, setup=setup, record=record, now=now)
+    rows = await Decision.insert(Decision(**values))
+    out.id = int(rows[0]["id"])
+    return out
+
+
+def _decided_entry(decision: DecisionOut, app_id: int, ctx: context.RequestContext | None = None) -> dict[str, Any]:
+    return audit.entry(
+        "credit.application_decided",
+        "credit_application",
+        app_id,
+        after={"outcome": decision.outcome, "limit": str(decision.limit), "ruleset": decision.ruleset_id},
+        detail={"decision": decision.id, "ruleset": decision.ruleset_id, "arm": decision.arm},
+        ctx=ctx,
+    )
+
+
+# --- the group commit of new decisions -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _NewDecision:
+    """A new application to decide on a stored record, queued for a group commit."""
+
+    g: Gathered
+    record: TaxRecord
+    now: datetime
+    ctx: context.RequestContext
+    """The submitting request's context: the audit entry's actor, IP and request id."""
+
+
+async def _write_decisions(batch: list[_NewDecision]) -> list[ApplicationOut | Exception]:
+    """One transaction for the whole batch: ids, multi-row inserts of the
+    applications and decisions, and their audit entries chained under one lock."""
+    results: list[ApplicationOut | Exception] = []
+    applications: list[tuple[Any, ...]] = []
+    decisions: list[tuple[Any, ...]] = []
+    entries: list[dict[str, Any]] = []
+    async with transaction():
+        ids = await repository.allocate_ids(len(batch))
+        for item, (app_id, decision_id) in zip(batch, ids, strict=True):
+            g, now = item.g, item.now
+            assert g.setup is not None
+            try:
+                values, decision = _decide(
+                    app_id, decision_id, product=g.terms["product"], setup=g.setup, record=item.record, now=now
+                )
+            except Exception as exc:  # this application's own failure: the others go on
+                results.append(exc)
+                continue
+            applications.append(
+                (
+                    app_id,
+                    g.terms["customer"],
+                    g.taxpayer["id"],
+                    g.terms["product"],
+                    g.terms["amount_fen"],
+                    g.terms["term_months"],
+                    g.terms["purpose"],
+                    DECIDED,
+                    "",
+                    1,
+                    None,
+                    now,
+                    now,
+                    now,
+                )
+            )
+            decisions.append((decision_id, *(values[c] for c in repository.DECISION_COLUMNS[1:])))
+            entries.append(_decided_entry(decision, app_id, item.ctx))
+            results.append(
+                ApplicationOut(
+                    id=app_id,
+                    state=DECIDED,
+                    product=g.terms["product"],
+                    taxpayer_pk=g.taxpayer["id"],
+                    taxpayer_id=g.taxpayer["taxpayer_id"],
+                    amount=yuan(g.terms["amount_fen"]),
+                    term_months=g.terms["term_months"],
+                    purpose=g.terms["purpose"],
+                    reason=None,
+                    retry_at=None,
+                    created_at=now,
+                    decision=decision,
+                )
+            )
+        if applications:
+            await repository.insert_applications(applications)
+            await repository.insert_decisions(decisions)
+            await audit.append(entries)
+    return results
+
+
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit[_NewDecision, ApplicationOut]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _group_commit() -> GroupCommit[_NewDecision, ApplicationOut]:
+    """This event loop's writer (one per process in a server; tests run many loops)."""
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        from app.settings import get_settings
+
+        writer = GroupCommit(_write_decisions, get_settings().decision_batch_max)
+        _writers[loop] = writer
+    return writer
 
 
 # --- reading -------------------------------------------------------------------------------

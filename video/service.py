@@ -223,7 +223,8 @@ async def queue() -> list[QueueEntry]:
 
 
 def _masked_name(full_name: str | None) -> str:
-    return appointments.mask_name(full_name) or "—"
+    masked = appointments.mask_name(full_name) or "—"
+    return masked + "*" if masked == full_name else masked  # a one-character name is never shown whole
 
 
 def _summary(row: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from app.db import transaction
 from app.security import Principal, Role, requires_role
 from app.web import Panel, home_panel
 from credit import decisions, replay
@@ -42,10 +41,7 @@ class ApplicationController(Controller):
         """Apply for a loan on one of your taxpayers' tax records, under a signed
         tax-data consent; the decision comes back in this response (201), or the
         application waits for the tax gateway (202, ``data_pending``)."""
-        gathered = await decisions.gather(principal, data)
-        async with transaction():
-            out = await decisions.record(gathered)
-        assert out is not None  # a new application is never "no longer pending"
+        out = await decisions.submit(await decisions.gather(principal, data))
         return Response(out, status_code=HTTP_202_ACCEPTED if out.state == decisions.DATA_PENDING else HTTP_201_CREATED)
 
     @get("/{application_id:int}", operation_id="get_loan_application", guards=[_readers])
