@@ -503,7 +503,7 @@ async def lifespan(app: Any) -> Any:
     settings: Settings = app.state.settings
     hub = VideoHub(settings, app.state.jobs)
     app.state.video_hub = hub
-    await asyncio.to_thread(prewarm)
+    await asyncio.to_thread(prewarm, ("app.cli", "app.factory"))
     await hub.start()
     # Load the face models in the CPU pool now: the first verdict of the first session must
     # not wait for them (a few seconds per worker).
