@@ -71,8 +71,9 @@ def domain_seeders() -> list[Any]:
     """Each domain's ``seed_demo(customer_id)`` for ``branchless seed``."""
     from claims.seed import seed_demo as claims_seed
     from credit.seed import seed_demo as credit_seed
+    from video.seed import seed_demo as video_seed
 
-    return [claims_seed, credit_seed]
+    return [claims_seed, credit_seed, video_seed]
 
 
 def domain_commands() -> list[Any]:
