@@ -1,8 +1,6 @@
 """The app factory: the one place that assembles the platform and its domains."""
 
 from __future__ import annotations
-
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -98,11 +96,6 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Li
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await db.start_pool()
         await jobs.start(run_worker=run_jobs)
-        # Everything loaded so far (modules, the app, its routes) lives as long as the process:
-        # keep it out of the garbage collector's generations, so that collections during
-        # requests only walk what requests allocate.
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:
