@@ -1,6 +1,7 @@
 """The app factory: the one place that assembles the platform and its domains."""
 
 from __future__ import annotations
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
