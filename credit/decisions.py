@@ -208,6 +208,11 @@ async def record(g: Gathered) -> ApplicationOut | None:
     if g.application_id is not None:
         return await application_out(app_id, decision=decision)
     # a new application: everything is at hand, no need to read it back
+    return _decided_out(app_id, g, decision, now)
+
+
+def _decided_out(app_id: int, g: Gathered, decision: DecisionOut, now: datetime) -> ApplicationOut:
+    """A new application as just decided, from what the request gathered."""
     return ApplicationOut(
         id=app_id,
         state=DECIDED,
@@ -357,22 +362,7 @@ async def _write_decisions(batch: list[_NewDecision]) -> list[ApplicationOut | E
             )
             decisions.append((decision_id, *(values[c] for c in repository.DECISION_COLUMNS[1:])))
             entries.append(_decided_entry(decision, app_id, item.ctx))
-            results.append(
-                ApplicationOut(
-                    id=app_id,
-                    state=DECIDED,
-                    product=g.terms["product"],
-                    taxpayer_pk=g.taxpayer["id"],
-                    taxpayer_id=g.taxpayer["taxpayer_id"],
-                    amount=yuan(g.terms["amount_fen"]),
-                    term_months=g.terms["term_months"],
-                    purpose=g.terms["purpose"],
-                    reason=None,
-                    retry_at=None,
-                    created_at=now,
-                    decision=decision,
-                )
-            )
+            results.append(_decided_out(app_id, g, decision, now))
         if applications:
             await repository.insert_applications(applications)
             await repository.insert_decisions(decisions)
