@@ -104,6 +104,8 @@ class Participant:
         self.subscriber: Subscriber | None = None
         self.publishing = False
         self.publishes = 0
+        self.receiving = False
+        """Whether Janus has the subscriber's PeerConnection up (``webrtcup``, no ``hangup`` since)."""
         self.away_since: float | None = time.monotonic()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -241,6 +243,11 @@ class LiveSession:
                     if me.role == "customer":
                         self.analysis.media_up_at = self.analysis.media_up_at or time.time()
                         self._start_analysis(publisher.id)
+                elif event.janus == "media" and me.role == "customer" and me.publishing:
+                    # Video arrives again after a gap (a network blip): the analysis peer's own
+                    # subscription may have died in it; start another (no-op while one runs).
+                    if event.data.get("type") == "video" and event.data.get("receiving") is True:
+                        self._start_analysis(publisher.id)
                 elif event.janus in ("hangup", "detached", "session-lost"):
                     me.publishing = False
                     await self.people[self.other(me.role)].tell({"type": "peer", "present": me.send is not None})
@@ -252,21 +259,54 @@ class LiveSession:
         task.add_done_callback(me.tasks.discard)
 
     async def _offer_subscription(self, role: Role, *, restart: bool = False) -> None:
-        """Subscribe ``role`` to the other participant's feed and send them Janus's offer."""
+        """Subscribe ``role`` to the other participant's feed and send them Janus's offer.
+
+        ``restart`` (the browser asked, after a network blip): an ICE restart of the current
+        subscription if Janus still has its PeerConnection; once Janus has hung that up (its
+        DTLS failed during the blip), only a new subscription can work. The offer says which
+        it is: the browser answers a restart on its current connection, anything else on a
+        new one (all Janus handles share one DTLS certificate, so the SDP cannot tell).
+        """
         me, other = self.people[role], self.people[self.other(role)]
         if me.send is None or other.publisher is None or not other.publishing:
             return
         async with self._lock:
-            if restart and me.subscriber is not None and me.subscriber.feed_id == other.publisher.id:
-                jsep = await me.subscriber.restart_ice()
+            current = me.subscriber
+            restart = restart and current is not None and current.feed_id == other.publisher.id and me.receiving
+            if restart and current is not None:
+                jsep = await current.restart_ice()
             else:
-                if me.subscriber is not None:
-                    await me.subscriber.close()
+                if current is not None:
+                    await current.close()
+                me.subscriber, me.receiving = None, False
                 me.subscriber = await Subscriber.join(
                     self.janus, self.room.room_id, pin=self.room.pin, feed_id=other.publisher.id
                 )
+                self._watch_subscription(me, me.subscriber)
                 jsep = me.subscriber.offer
-        await me.tell({"type": "offer", "sdp": jsep["sdp"]})
+        await me.tell({"type": "offer", "sdp": jsep["sdp"], "restart": restart})
+
+    def _watch_subscription(self, me: Participant, subscriber: Subscriber) -> None:
+        """Follow the subscriber's Janus events: ``webrtcup`` → receiving; ``hangup`` → not."""
+
+        async def pump() -> None:
+            while not self.ended and me.subscriber is subscriber:
+                try:
+                    event = await subscriber.handle.next_event(timeout_s=30.0)
+                except JanusTimeout:
+                    continue
+                if me.subscriber is not subscriber:
+                    return
+                if event.janus == "webrtcup":
+                    me.receiving = True
+                elif event.janus in ("hangup", "detached", "session-lost"):
+                    me.receiving = False
+                    if event.janus != "hangup":
+                        return
+
+        task = asyncio.create_task(pump(), name=f"video-{self.id}-{me.role}-subscriber")
+        me.tasks.add(task)
+        task.add_done_callback(me.tasks.discard)
 
     # --- analysis ------------------------------------------------------------------------------
 
@@ -344,6 +384,7 @@ class VideoHub:
         """Sockets of waiting customers (queue position updates)."""
         self.sockets: dict[tuple[int, Role], Send] = {}
         self._watchdog: asyncio.Task[None] | None = None
+        self._teardowns: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._watchdog = asyncio.create_task(self._watch(), name="video-watchdog")
@@ -355,6 +396,8 @@ class VideoHub:
                 await self._watchdog
         for session_id in list(self.live):
             await self.end(session_id, "server_shutdown")
+        if self._teardowns:
+            await asyncio.gather(*self._teardowns, return_exceptions=True)
         await self.transport.aclose()
 
     async def media_ready(self) -> bool:
@@ -460,14 +503,24 @@ class VideoHub:
                 with contextlib.suppress(Exception):
                     await send(out)
         self.lobby.pop(session_id, None)
-        if live is not None:
-            await live.close()
-            if self.jobs is not None:
-                try:
-                    await self.jobs.enqueue(CONVERT_JOB, {"session_id": session_id})
-                except Exception:  # the job's sweep finds the pending recording anyway
-                    logger.warning("could not enqueue the recording job of session %s", session_id)
+        if live is not None:  # tear the media down in the background: nobody waits for it
+            task = asyncio.create_task(self._teardown(live), name=f"video-{session_id}-teardown")
+            self._teardowns.add(task)
+            task.add_done_callback(self._teardowns.discard)
         await self.push_queue()
+
+    async def _teardown(self, live: LiveSession) -> None:
+        """Close the session's media (analysis worker, handles, room: Janus finalises the
+        recordings), then queue the recording job."""
+        try:
+            await live.close()
+        except Exception:
+            logger.exception("closing the media of video session %s failed", live.id)
+        if self.jobs is not None:
+            try:
+                await self.jobs.enqueue(CONVERT_JOB, {"session_id": live.id, "room_closed": True})
+            except Exception:  # the job's sweep finds the pending recording anyway
+                logger.warning("could not enqueue the recording job of session %s", live.id)
 
     async def _watch(self) -> None:
         grace = self.settings.video_reconnect_grace_s

@@ -11,7 +11,7 @@ from video.hub import CONVERT_JOB
 
 
 async def _convert(payload: dict[str, Any]) -> None:
-    await recordings.convert_session(int(payload["session_id"]))
+    await recordings.convert_session(int(payload["session_id"]), room_closed=bool(payload.get("room_closed")))
 
 
 async def _pending() -> list[dict[str, Any]]:

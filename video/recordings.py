@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,12 +30,23 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+SETTLE_S = 10.0
+"""Recordings touched this recently may still be written by Janus (the room is closing): the
+sweep leaves them for its next round; the hub's own job, queued once the room is destroyed,
+passes ``room_closed``."""
+
+
+def _still_written(rec_dir: Path) -> bool:
+    cutoff = time.time() - SETTLE_S
+    return any(path.stat().st_mtime > cutoff for path in rec_dir.glob("*.mjr"))
+
+
 def participant_of(base: str) -> str:
     """``customer-2`` (the customer's second publication, after a reconnect) → ``customer``."""
     return base.rsplit("-", 1)[0] if base.rsplit("-", 1)[-1].isdigit() else base
 
 
-async def convert_session(session_id: int) -> str:
+async def convert_session(session_id: int, *, room_closed: bool = False) -> str:
     """Convert and store a finished session's recordings; returns the new recording state.
 
     Idempotent: a session already stored (or with nothing to convert) is left as it is.
@@ -46,6 +58,8 @@ async def convert_session(session_id: int) -> str:
     rec_dir = Path(session.rec_dir)
     if not session.rec_dir or not await asyncio.to_thread(rec_dir.is_dir):
         return await _finish(session, "failed", "the room's recordings folder is missing")
+    if not room_closed and await asyncio.to_thread(_still_written, rec_dir):
+        return "pending"  # the room is being closed: the sweep comes back in a minute
     out_dir = rec_dir / "converted"
     infos: list[RecordingInfo] = await asyncio.to_thread(convert_room_recordings, rec_dir, out_dir)
     if not infos:

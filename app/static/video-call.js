@@ -244,7 +244,7 @@
           }
           break;
         case "offer":
-          await this.subscribe(sdpText(message.sdp));
+          await this.subscribe(sdpText(message.sdp), message.restart === true);
           break;
         case "candidate": {
           const pc = message.target === "subscriber" ? this.subscriber : this.publisher;
@@ -354,11 +354,13 @@
       }
     }
 
-    /** Answers the other participant's media offer: a restart of the current subscription
-     * (same DTLS fingerprint) reuses its connection; anything else gets a new one. */
-    async subscribe(offerSdp) {
+    /** Answers the other participant's media offer: an ICE restart of the current subscription
+     * (the server says so: `restart`) reuses its connection; anything else gets a new one. The
+     * SDP cannot tell: Janus signs every handle's DTLS with one certificate (same fingerprint),
+     * and a new subscription needs the new DTLS handshake only a new connection starts. */
+    async subscribe(offerSdp, restart) {
       let pc = this.subscriber;
-      const reuse = pc && pc.connectionState !== "closed" && pc.signalingState === "stable"
+      const reuse = restart && pc && pc.connectionState !== "closed" && pc.signalingState === "stable"
         && pc.remoteDescription && fingerprint(pc.remoteDescription.sdp) === fingerprint(offerSdp);
       if (!reuse) {
         this.closePeer("subscriber");

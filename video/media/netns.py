@@ -99,6 +99,16 @@ def setup_namespace_network(veth: VethPair = DEFAULT_VETH) -> None:
             handle.write(value)
 
 
+def set_link(name: str, *, up: bool) -> None:
+    """Take one of the namespace's interfaces down or up (a network blip in the tests).
+
+    Like ``setup_namespace_network``, refuses outside a private namespace.
+    """
+    if not in_private_namespace():
+        raise NamespaceUnavailable("refusing to change interfaces outside a private network namespace")
+    _ip("link", "set", name, "up" if up else "down")
+
+
 def _sysctls(veth: VethPair) -> dict[str, str]:
     """Let each end accept packets whose source is the other end's (local) address.
 

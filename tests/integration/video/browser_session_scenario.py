@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -24,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, Playwright, async_playwright
 
 from app.middleware import SESSION_COOKIE
 from tests.integration.video.app_stack import Stack, platform, server_log
 from tests.integration.video.media_peers import FIXTURES
 from tests.integration.video.media_scenario import PEER_NETWORKS
+from video.media.netns import DEFAULT_VETH, set_link
 
 CHROMIUM = "/usr/bin/chromium"
 REAL_Y4M = FIXTURES / "video" / "lp_d13_person_real_320x240_15fps_6s.y4m"
@@ -89,6 +91,7 @@ class Watched:
         self.started = started
         self.console: list[str] = []
         self.frames: list[tuple[float, dict[str, Any]]] = []
+        self.sent: list[tuple[float, str]] = []
         self.failed_requests: list[str] = []
         page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         page.on(
@@ -109,7 +112,16 @@ class Watched:
             if isinstance(message, dict):
                 self.frames.append((time.monotonic() - self.started, message))
 
+        def sent(payload: str | bytes) -> None:
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                return
+            if isinstance(message, dict):
+                self.sent.append((time.monotonic() - self.started, str(message.get("type"))))
+
         ws.on("framereceived", received)
+        ws.on("framesent", sent)
 
     def messages(self, kind: str) -> list[dict[str, Any]]:
         return [m for _, m in self.frames if m.get("type") == kind]
@@ -465,9 +477,350 @@ async def scenario_browser_still(work: Path) -> dict[str, Any]:
     return result
 
 
+# --- a network blip and a dropped WebSocket (issue 12: robustness) ---------------------------------
+
+BLIP_S = 8.0
+"""Least time the peers' veth end stays down: Chromium reports ICE ``disconnected`` ~5 s into it."""
+BLIP_MAX_S = 25.0
+"""The link stays down until each page counted an ICE restart (the path under test), at most this."""
+BLIP_LINKS = (DEFAULT_VETH.peer_if, DEFAULT_VETH.janus_if)
+"""Both ends of the pair: the browsers also gather host candidates on Janus's own address
+(192.0.2.1, reached over loopback inside the namespace), which outlive the peers' end alone."""
+RECOVER_S = 20.0
+RECOVER_FRAMES = 15
+
+SAMPLE = """() => { const c = window.videoCallClient; const s = window.videoCall || {};
+  const ice = (pc) => (pc ? pc.iceConnectionState : null);
+  const conn = document.getElementById('conn-status');
+  return {ws: s.wsState, pub: s.publisherState, sub: s.subscriberState,
+          pubIce: ice(c && c.publisher), subIce: ice(c && c.subscriber),
+          frames: s.remoteFrames, iceRestarts: s.iceRestarts, reconnects: s.reconnects,
+          session: s.sessionState, peer: s.peerPresent, conn: conn ? conn.textContent : null}; }"""
+
+
+SELECTED_PAIRS = """async () => {
+  const c = window.videoCallClient; const out = {};
+  for (const kind of ['publisher', 'subscriber']) {
+    const pc = c && c[kind];
+    if (!pc) { out[kind] = null; continue; }
+    const stats = await pc.getStats(); const byId = {}; let pair = null;
+    stats.forEach((r) => { byId[r.id] = r; });
+    stats.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId[r.selectedCandidatePairId];
+    });
+    const at = (id) => (byId[id] ? `${byId[id].address}:${byId[id].port}` : null);
+    out[kind] = pair ? `${at(pair.localCandidateId)} -> ${at(pair.remoteCandidateId)}` : null;
+  }
+  return out;
+}"""
+
+
+async def _selected_pairs(pages: tuple[Watched, ...]) -> dict[str, Any]:
+    """Each page's ICE pair in use (local -> remote), per connection."""
+    return {w.name: await w.page.evaluate(SELECTED_PAIRS) for w in pages}
+
+
+class Timeline:
+    """Samples both pages' call state twice a second: what the connections went through."""
+
+    def __init__(self, pages: list[Watched], started: float) -> None:
+        self.pages = pages
+        self.started = started
+        self.samples: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.started, 2)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            for watched in self.pages:
+                try:
+                    sample = await watched.page.evaluate(SAMPLE)
+                except Exception as exc:  # a page navigating: note it and go on
+                    sample = {"error": type(exc).__name__}
+                self.samples.append({"t": self.now(), "who": watched.name, **sample})
+            await asyncio.sleep(0.5)
+
+    def seen(self, who: str, key: str, since: float, until: float | None = None) -> list[Any]:
+        """The distinct values of ``key`` on ``who``'s page between two moments, in order."""
+        values: list[Any] = []
+        for s in self.samples:
+            if s["who"] != who or s["t"] < since or (until is not None and s["t"] > until) or key not in s:
+                continue
+            if not values or values[-1] != s[key]:
+                values.append(s[key])
+        return values
+
+    def changes(self, since: float, until: float | None = None) -> list[list[Any]]:
+        """Each page's state changes (not the frame counter) between two moments."""
+        keys = ("ws", "pub", "sub", "pubIce", "subIce", "iceRestarts", "reconnects", "conn")
+        last: dict[str, tuple[Any, ...]] = {}
+        out: list[list[Any]] = []
+        for s in self.samples:
+            if s["t"] < since or (until is not None and s["t"] > until):
+                continue
+            state = tuple(s.get(k) for k in keys)
+            if last.get(s["who"]) != state:
+                last[s["who"]] = state
+                out.append([s["t"], s["who"], dict(zip(keys, state, strict=True))])
+        return out
+
+
+async def _frames(watched: Watched) -> int:
+    frames: int = await watched.page.evaluate("() => window.videoCall.remoteFrames")
+    return frames
+
+
+async def _frames_flow_again(watched: Watched, since: float, timeout_s: float = RECOVER_S) -> float | None:
+    """Seconds from ``since`` until the page decoded RECOVER_FRAMES more frames than its lowest count
+    (a new receiving connection counts from zero); ``None`` if it never did within the timeout."""
+    lowest: int | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        frames = await _frames(watched)
+        lowest = frames if lowest is None else min(lowest, frames)
+        if frames - lowest >= RECOVER_FRAMES:
+            return round(time.monotonic() - since, 2)
+        await asyncio.sleep(0.25)
+    return None
+
+
+async def _session_state(stack: Stack, api: httpx.AsyncClient, session_id: int) -> dict[str, Any]:
+    body = (await api.get(f"/api/video/sessions/{session_id}", headers=stack.managers[0].bearer)).json()
+    return {"state": body.get("state"), "endReason": body.get("endReason")}
+
+
+async def _ice_restarts(watched: Watched) -> int:
+    count: int = await watched.page.evaluate("() => window.videoCall.iceRestarts")
+    return count
+
+
+async def _network_blip(
+    stack: Stack,
+    api: httpx.AsyncClient,
+    pages: tuple[Watched, Watched],
+    timeline: Timeline,
+    session_id: int,
+    result: dict[str, Any],
+    shots: list[str],
+) -> None:
+    """The peers' veth end goes down (media only: the WebSockets use loopback), then up again."""
+    cust, mgr = pages
+    blip: dict[str, Any] = {"links": list(BLIP_LINKS)}
+    result["blip"] = blip
+    blip["pairs_before"] = await _selected_pairs(pages)
+    blip["frames_before"] = {w.name: await _frames(w) for w in pages}
+    for link in BLIP_LINKS:
+        set_link(link, up=False)
+    down = time.monotonic()
+    down_t = timeline.now()
+    blip["down_at_s"] = down_t
+    await asyncio.sleep(2.0)
+    stalled_from = {w.name: await _frames(w) for w in pages}
+    # Down for BLIP_S at least, and until both pages tried an ICE restart and a little more:
+    # the restarts go out while the network is still away, the hard case.
+    restarted_at: float | None = None
+    while time.monotonic() - down < BLIP_MAX_S:
+        await asyncio.sleep(0.5)
+        if restarted_at is None and all([await _ice_restarts(w) >= 1 for w in pages]):
+            restarted_at = time.monotonic()
+            blip["restarted_after_s"] = round(restarted_at - down, 2)
+        if time.monotonic() - down >= BLIP_S and restarted_at is not None and time.monotonic() - restarted_at >= 2:
+            break
+    await cust.shot(stack.work, "20-customer-during-blip", shots)
+    await mgr.shot(stack.work, "21-console-during-blip", shots)
+    blip["frames_while_down"] = {w.name: await _frames(w) - stalled_from[w.name] for w in pages}
+    blip["restarted_while_down"] = restarted_at is not None
+    blip["conn_while_down"] = {w.name: await w.page.text_content("#conn-status") for w in pages}
+    for link in BLIP_LINKS:
+        set_link(link, up=True)
+    up = time.monotonic()
+    up_t = timeline.now()
+    blip["down_s"] = round(up - down, 2)
+    recovered = await asyncio.gather(*(_frames_flow_again(w, up) for w in pages))
+    blip["frames_again_after_up_s"] = {w.name: r for w, r in zip(pages, recovered, strict=True)}
+    blip["frames_again_after_down_s"] = {
+        w.name: (round(r + up - down, 2) if r is not None else None) for w, r in zip(pages, recovered, strict=True)
+    }
+    await asyncio.sleep(1.0)
+    blip["session_after"] = await _session_state(stack, api, session_id)
+    blip["calls_after"] = {w.name: await w.call_state() for w in pages}
+    blip["pairs_after"] = await _selected_pairs(pages)
+    blip["receives_after"] = {w.name: await _receive_fps(w.page, 3.0) for w in pages}
+    for who in ("customer", "manager"):
+        blip[f"{who}_ice_states"] = {
+            "publisher": timeline.seen(who, "pubIce", down_t),
+            "subscriber": timeline.seen(who, "subIce", down_t),
+        }
+        blip[f"{who}_conn_shown"] = timeline.seen(who, "conn", down_t)
+    blip["changes"] = timeline.changes(down_t - 1.0)
+    # The face analysis of the customer's video goes on after the blip (its own subscription).
+    await asyncio.sleep(4.0)
+    blip["analysis"] = [
+        [round(t, 2), m.get("framesAnalysed")]
+        for t, m in mgr.frames
+        if m.get("type") == "analysis" and t >= down_t - 2.0
+    ]
+    blip["up_at_s"] = up_t
+    await cust.shot(stack.work, "22-customer-after-blip", shots)
+    await mgr.shot(stack.work, "23-console-after-blip", shots)
+
+
+async def _socket_drop(
+    stack: Stack,
+    api: httpx.AsyncClient,
+    pages: tuple[Watched, Watched],
+    timeline: Timeline,
+    session_id: int,
+    result: dict[str, Any],
+    shots: list[str],
+) -> None:
+    """The customer's WebSocket closes under the page: it reconnects, says hello again, republishes."""
+    cust, mgr = pages
+    drop: dict[str, Any] = {}
+    result["socket_drop"] = drop
+    hellos = len(cust.messages("hello"))
+    offers = {w.name: len(w.messages("offer")) for w in pages}
+    reconnects = (await cust.call_state())["reconnects"]
+    drop_t = timeline.now()
+    dropped = time.monotonic()
+    await cust.page.evaluate("() => window.videoCallClient.ws.close()")
+    await cust.page.wait_for_function(
+        f"() => window.videoCall.reconnects > {reconnects} && window.videoCall.wsState === 'open'", timeout=15000
+    )
+    drop["socket_open_again_s"] = round(time.monotonic() - dropped, 2)
+    # Each page gets a fresh subscription offer (the customer's own on reconnecting; the
+    # manager's once the customer's new publisher is up): frames are counted on it.
+    recovered = await asyncio.gather(*(_offer_then_frames(w, offers[w.name], dropped) for w in pages))
+    drop["frames_again_s"] = {w.name: r for w, r in zip(pages, recovered, strict=True)}
+    await asyncio.sleep(1.0)
+    drop["hellos"] = len(cust.messages("hello")) - hellos
+    drop["offers"] = {w.name: len(w.messages("offer")) - offers[w.name] for w in pages}
+    drop["manager_peer_messages"] = [m.get("present") for t, m in mgr.frames if m.get("type") == "peer" and t >= drop_t]
+    drop["session_after"] = await _session_state(stack, api, session_id)
+    drop["calls_after"] = {w.name: await w.call_state() for w in pages}
+    drop["receives_after"] = {w.name: await _receive_fps(w.page, 3.0) for w in pages}
+    drop["changes"] = timeline.changes(drop_t - 0.5)
+    await cust.shot(stack.work, "30-customer-after-socket-drop", shots)
+    await mgr.shot(stack.work, "31-console-after-socket-drop", shots)
+
+
+async def _offer_then_frames(watched: Watched, offers_before: int, since: float) -> float | None:
+    deadline = time.monotonic() + RECOVER_S
+    while len(watched.messages("offer")) <= offers_before:
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.1)
+    return await _frames_flow_again(watched, since, timeout_s=max(1.0, deadline - time.monotonic()))
+
+
+async def _end_call(
+    stack: Stack, api: httpx.AsyncClient, pages: tuple[Watched, Watched], session_id: int, result: dict[str, Any]
+) -> None:
+    """The manager ends the call from the console (confirming the dialog); both pages see it."""
+    cust, mgr = pages
+
+    async def confirm(dialog: Dialog) -> None:
+        await dialog.accept()
+
+    mgr.page.once("dialog", confirm)
+    async with mgr.page.expect_response(lambda r: r.url.endswith(f"/sessions/{session_id}/end")) as ended:
+        await mgr.page.click("#end")
+    result["end_status"] = (await ended.value).status
+    await cust.page.wait_for_function("() => window.videoCall.sessionState === 'ended'", timeout=20000)
+    result["ended_reasons"] = {w.name: [m.get("reason") for m in w.messages("ended")] for w in pages}
+    result["session_end"] = await _session_state(stack, api, session_id)
+    result["customer_call_after"] = await cust.call_state()
+
+
+async def _run_blip(stack: Stack, result: dict[str, Any]) -> None:
+    shots: list[str] = []
+    result["screenshots"] = shots
+    started = time.monotonic()
+    async with async_playwright() as playwright, httpx.AsyncClient(base_url=stack.base, timeout=30.0) as api:
+        customer_browser = await _browser(playwright, REAL_Y4M)
+        manager_browser = await _browser(playwright, None)
+        cust_ctx = await _context(customer_browser, stack, stack.customers[0].cookie, PHONE)
+        mgr_ctx = await _context(manager_browser, stack, stack.managers[0].cookie, DESK)
+        cust = Watched("customer", await cust_ctx.new_page(), started)
+        mgr = Watched("manager", await mgr_ctx.new_page(), started)
+        pages = (cust, mgr)
+        timeline = Timeline([cust, mgr], started)
+        try:
+            session_id, accepted = await _queue_and_accept(stack, cust, mgr, result, shots)
+            timeline.start()
+            for watched in pages:
+                await watched.page.wait_for_function("() => window.videoCall.remoteFrames > 30", timeout=45000)
+            result["both_receive_s"] = round(time.monotonic() - accepted, 2)
+            result["calls_before"] = {w.name: await w.call_state() for w in pages}
+            result["receives_before"] = {w.name: await _receive_fps(w.page, 3.0) for w in pages}
+            await cust.shot(stack.work, "10-customer-before-blip", shots)
+            await mgr.shot(stack.work, "11-console-before-blip", shots)
+            await _network_blip(stack, api, pages, timeline, session_id, result, shots)
+            await _socket_drop(stack, api, pages, timeline, session_id, result, shots)
+            await _end_call(stack, api, pages, session_id, result)
+        except Exception as exc:
+            result["failure"] = f"{type(exc).__name__}: {exc}"
+            for watched in pages:
+                try:
+                    await watched.shot(stack.work, f"zz-failure-{watched.name}", shots)
+                    result[f"{watched.name}_call_at_failure"] = await watched.call_state()
+                except Exception as shot_error:  # the page itself may be gone
+                    result[f"{watched.name}_shot_error"] = str(shot_error)
+        finally:
+            await timeline.stop()
+            for link in BLIP_LINKS:
+                with contextlib.suppress(Exception):
+                    set_link(link, up=True)
+            result["timeline_changes"] = timeline.changes(0.0)
+            for watched in pages:
+                result[f"{watched.name}_console"] = watched.console[-80:]
+                result[f"{watched.name}_failed_requests"] = watched.failed_requests
+                result[f"{watched.name}_signalling"] = [
+                    [round(t, 2), m.get("type"), m.get("phase") or m.get("error") or m.get("present")]
+                    for t, m in watched.frames
+                    if m.get("type") != "analysis"
+                ]
+                result[f"{watched.name}_sent"] = [[round(t, 2), kind] for t, kind in watched.sent]
+                result[f"{watched.name}_offers"] = [
+                    [round(t, 2), "restart" if m.get("restart") else "new"]
+                    for t, m in watched.frames
+                    if m.get("type") == "offer"
+                ]
+                result[f"{watched.name}_errors"] = [
+                    [round(t, 2), m.get("error"), m.get("message")]
+                    for t, m in watched.frames
+                    if m.get("type") == "error"
+                ]
+            await customer_browser.close()
+            await manager_browser.close()
+
+
+async def scenario_browser_blip(work: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    # The dropped socket's participant is away for a moment: a grace far longer than that.
+    async with platform(work, customers=1, managers=1, BRANCHLESS_VIDEO_RECONNECT_GRACE_S="30") as stack:
+        try:
+            await _run_blip(stack, result)
+        finally:
+            result["server_log"] = server_log(stack, 120)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[Path], Coroutine[Any, Any, dict[str, Any]]]] = {
     "browser_session": scenario_browser_session,
     "browser_still": scenario_browser_still,
+    "browser_blip": scenario_browser_blip,
 }
 
 

@@ -154,3 +154,61 @@ def test_a_replayed_still_photo_fails_liveness_and_cannot_be_approved(
     assert run["console_outcome"] == {"state": "ended", "decision": "reject"}
     assert run["session"]["caseState"] == "rejected"
     assert run["recording"]["state"] == "stored"
+
+
+def test_a_network_blip_restarts_ice_and_the_call_goes_on(findings: Callable[[str], dict[str, Any]]) -> None:
+    """Issue 12: the peers' link goes down for a while; ICE restarts and video flows again."""
+    run = findings("browser_blip")
+    blip = run["blip"]
+    assert blip["down_s"] >= 8
+    for who in ("customer", "manager"):
+        # The blip really cut the media (the socket, on loopback, stayed up throughout).
+        assert blip["frames_while_down"][who] <= 5
+        ice = blip[f"{who}_ice_states"]
+        assert {"disconnected", "failed"} & {*ice["publisher"], *ice["subscriber"]}
+        call = blip["calls_after"][who]
+        assert call["iceRestarts"] >= 1
+        assert call["reconnects"] == 0
+        # Video again within seconds of the link coming back, on connections that are up.
+        recovered = blip["frames_again_after_up_s"][who]
+        assert recovered is not None
+        assert recovered < 20
+        assert call["publisherState"] == "connected" == call["subscriberState"]
+        assert blip["receives_after"][who]["fps"] >= 5
+    assert blip["session_after"]["state"] == "active"
+    # The face analysis of the customer's video resumes too (its subscription died in the blip).
+    before = max((n for t, n in blip["analysis"] if t <= blip["down_at_s"]), default=0)
+    after = [n for t, n in blip["analysis"] if t > blip["up_at_s"]]
+    assert after
+    assert max(after) > before
+
+
+def test_after_the_blip_a_dropped_socket_reconnects_republishes_and_keeps_the_session(
+    findings: Callable[[str], dict[str, Any]],
+) -> None:
+    run = findings("browser_blip")
+    drop = run["socket_drop"]
+    customer = drop["calls_after"]["customer"]
+    assert customer["reconnects"] >= 1
+    assert customer["wsState"] == "open"
+    assert drop["hellos"] == 1
+    # The manager saw the customer go and come back; both receive video from fresh subscriptions.
+    assert drop["manager_peer_messages"][:1] == [False]
+    assert drop["manager_peer_messages"][-1] is True
+    for who in ("customer", "manager"):
+        assert drop["offers"][who] >= 1
+        assert drop["frames_again_s"][who] is not None
+        assert drop["frames_again_s"][who] < 20
+        assert drop["calls_after"][who]["publisherState"] == "connected" == drop["calls_after"][who]["subscriberState"]
+        assert drop["receives_after"][who]["fps"] >= 5
+    assert drop["session_after"]["state"] == "active"
+
+
+def test_after_the_blip_and_the_dropped_socket_the_manager_ends_the_call_normally(
+    findings: Callable[[str], dict[str, Any]],
+) -> None:
+    run = findings("browser_blip")
+    assert run["end_status"] == 200
+    assert run["session_end"] == {"state": "ended", "endReason": "manager_left"}
+    assert run["ended_reasons"]["customer"] == ["manager_left"]
+    assert run["customer_call_after"]["wsState"] == "closed"
