@@ -107,6 +107,9 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
         logging.getLogger(name).propagate = True
     # The access line is ours (with request id and actor); uvicorn's would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request at info: with the media server's long-polls that is a line a
+    # second per session; its warnings and errors still come through.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:
