@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -17,9 +19,27 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _worker_init() -> None:
+def _exit_with(owner: int) -> None:
+    """End this worker once the process that owns the pool is gone.
+
+    A pool whose owner dies without shutting it down (killed, crashed) would leave its
+    workers waiting forever (each holds both ends of its task queue, so it never sees
+    EOF), with the face models they loaded: hundreds of MB each, per server start."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # alive, owned by someone else (cannot happen for our parent)
+            continue
+
+
+def _worker_init(owner: int | None = None) -> None:
     """One thread per worker: the pool is the parallelism, nested thread pools
     (OpenCV, BLAS) would only fight over the same cores."""
+    if owner is not None:
+        threading.Thread(target=_exit_with, args=(owner,), name="owner-watch", daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import cv2
@@ -42,6 +62,7 @@ class CpuPool:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         return self._executor
 
