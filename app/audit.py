@@ -115,7 +115,7 @@ async def record(
     await append([row])
 
 
-_COLUMNS = (
+COLUMNS = (
     "id",
     "at",
     "actor_id",
@@ -131,8 +131,12 @@ _COLUMNS = (
     "prev_hash",
     "entry_hash",
 )
-_ROW_SQL = "(" + ", ".join("{}" for _ in _COLUMNS) + ")"
-_INSERT_SQL = f"INSERT INTO audit_entry ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 - constant names; values are parameters
+"""An entry row's columns, in the order of ``chain``'s tuples."""
+_ROW_SQL = "(" + ", ".join("{}" for _ in COLUMNS) + ")"
+_INSERT_SQL = f"INSERT INTO audit_entry ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - constant names; values are parameters
+PG_LOCK_SQL = f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"
+"""Taken (on PostgreSQL) by every appender before it reads the chain's head: one
+writer of the chain at a time, across processes, until its transaction ends."""
 _PG_HEAD_SQL = (
     "SELECT (SELECT entry_hash FROM audit_entry ORDER BY id DESC LIMIT 1) AS prev, "
     "nextval(pg_get_serial_sequence('audit_entry', 'id')) AS id FROM generate_series(1, {})"
@@ -155,7 +159,7 @@ async def append(rows: list[dict[str, Any]]) -> list[int]:
         db = engine()
         if isinstance(db, PostgresEngine):
             # Serialise appenders: the chain needs one writer at a time.
-            await db.run_ddl(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+            await db.run_ddl(PG_LOCK_SQL)
             head = await AuditEntry.raw(_PG_HEAD_SQL, len(rows))
             prev = head[0]["prev"] or GENESIS
             ids = sorted(int(h["id"]) for h in head)
@@ -164,17 +168,26 @@ async def append(rows: list[dict[str, Any]]) -> list[int]:
             prev = head[0]["prev"] if head else GENESIS
             first = int(head[0]["id"]) + 1 if head else 1
             ids = list(range(first, first + len(rows)))
-        args: list[Any] = []
-        for entry_id, row in zip(ids, rows, strict=True):
-            row["id"] = entry_id
-            row["prev_hash"] = prev
-            row["entry_hash"] = prev = entry_hash(prev, _hashed_fields(row))
-            args += [row[c] for c in _COLUMNS]
+        args = [value for values in chain(rows, prev, ids) for value in values]
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = min(_ROWS_PER_INSERT, len(rows) - start)
-            n = len(_COLUMNS)
+            n = len(COLUMNS)
             await AuditEntry.raw(_INSERT_SQL + ", ".join([_ROW_SQL] * chunk), *args[start * n : (start + chunk) * n])
     return ids
+
+
+def chain(rows: list[dict[str, Any]], prev: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    """Link ``rows`` (built by ``entry``) after the entry hashed ``prev``, with the
+    given ids (ascending), and return their stored values, ``COLUMNS`` order.
+    Only for a caller holding the chain's lock (``append``, or a hot path that
+    writes its own batch under ``PG_LOCK_SQL``)."""
+    out = []
+    for entry_id, row in zip(ids, rows, strict=True):
+        row["id"] = entry_id
+        row["prev_hash"] = prev
+        row["entry_hash"] = prev = entry_hash(prev, _hashed_fields(row))
+        out.append(tuple(row[c] for c in COLUMNS))
+    return out
 
 
 _ROWS_PER_INSERT = 500  # 14 parameters a row: well inside SQLite's and PostgreSQL's limits

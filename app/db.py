@@ -66,6 +66,28 @@ async def start_pool() -> None:
         await db.start_connection_pool(min_size=2, max_size=20, reset=_reset)
 
 
+@asynccontextmanager
+async def pg_connection() -> AsyncIterator[Any]:
+    """An asyncpg connection of the PostgreSQL engine, for the few hot paths that speak
+    to asyncpg directly (prepared statements, no query building): the current
+    transaction's connection inside a ``transaction()``, else one from the pool (or a
+    fresh one where no pool runs, as in scripts and tests)."""
+    db = engine()
+    assert isinstance(db, PostgresEngine), "pg_connection is for PostgreSQL"
+    current = db.current_transaction.get()
+    if current is not None:
+        yield current.connection
+    elif db.pool is not None:
+        async with db.pool.acquire() as connection:
+            yield connection
+    else:
+        connection = await db.get_new_connection()
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
+
 async def close_pool() -> None:
     db = engine()
     if isinstance(db, PostgresEngine):

@@ -327,11 +327,14 @@ async def _write_decisions(batch: list[_NewDecision]) -> list[ApplicationOut | E
     """One transaction for the whole batch: ids, multi-row inserts of the
     applications and decisions, and their audit entries chained under one lock."""
     results: list[ApplicationOut | Exception] = []
-    applications: list[tuple[Any, ...]] = []
-    decisions: list[tuple[Any, ...]] = []
-    entries: list[dict[str, Any]] = []
-    async with transaction():
-        ids = await repository.allocate_ids(len(batch))
+
+    def prepare(
+        ids: list[tuple[int, int]],
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[dict[str, Any]]]:
+        results.clear()  # (a retried batch prepares again)
+        applications: list[tuple[Any, ...]] = []
+        decisions: list[tuple[Any, ...]] = []
+        entries: list[dict[str, Any]] = []
         for item, (app_id, decision_id) in zip(batch, ids, strict=True):
             g, now = item.g, item.now
             assert g.setup is not None
@@ -363,6 +366,13 @@ async def _write_decisions(batch: list[_NewDecision]) -> list[ApplicationOut | E
             decisions.append((decision_id, *(values[c] for c in repository.DECISION_COLUMNS[1:])))
             entries.append(_decided_entry(decision, app_id, item.ctx))
             results.append(_decided_out(app_id, g, decision, now))
+        return applications, decisions, entries
+
+    if repository.is_direct():
+        await repository.write_batch_pg(len(batch), prepare)
+        return results
+    async with transaction():
+        applications, decisions, entries = prepare(await repository.allocate_ids(len(batch)))
         if applications:
             await repository.insert_applications(applications)
             await repository.insert_decisions(decisions)

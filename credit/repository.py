@@ -4,20 +4,30 @@
 query costs more than PostgreSQL takes to answer it, and every round trip costs
 a pool checkout. So the applicant's checks read in one parameterised query, and
 the group commit (``credit.decisions``) writes whole batches with multi-row
-inserts. The SQL here is the common subset of SQLite and PostgreSQL (Piccolo's
-``{}`` placeholders), except where ids are allocated.
+inserts.
+
+On PostgreSQL both go to asyncpg directly, as statements of constant text that
+each connection prepares once: the applicant's query, and a batch in four round
+trips (``BEGIN`` with the audit chain's lock; the chain's head with every id the
+batch needs; one statement inserting the applications, their decisions and
+their audit entries from arrays; ``COMMIT``). On SQLite (one process, one
+writer) the same batch goes through Piccolo with the common SQL below
+(``{}`` placeholders).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
 from piccolo.engine.postgres import PostgresEngine
 
-from app.db import engine
+from app import audit
+from app.db import engine, pg_connection
 from credit.tables import Decision, LoanApplication, Taxpayer
 from kyc.signatures import COMPLETED
 
@@ -52,15 +62,34 @@ _APPLICANT_SQL: Final = (
 )
 
 
+def _numbered(sql: str) -> str:
+    """Piccolo's ``{}`` placeholders as PostgreSQL's ``$1, $2, ...``."""
+    count = iter(range(1, 1000))
+    return re.sub(r"\{\}", lambda _: f"${next(count)}", sql)
+
+
+_APPLICANT_PG: Final = _numbered(_APPLICANT_SQL)
+
+
 def _date(value: Any) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
+def is_direct() -> bool:
+    """Whether the hot path speaks to asyncpg directly (PostgreSQL)."""
+    return isinstance(engine(), PostgresEngine)
+
+
 async def applicant(taxpayer_pk: int, product: str, today: date) -> Applicant | None:
-    rows = await Taxpayer.raw(_APPLICANT_SQL, today, today, COMPLETED, product, taxpayer_pk)
-    if not rows:
+    args = (today, today, COMPLETED, product, taxpayer_pk)
+    if is_direct():
+        async with pg_connection() as connection:
+            row = await connection.fetchrow(_APPLICANT_PG, *args)
+    else:
+        rows = await Taxpayer.raw(_APPLICANT_SQL, *args)
+        row = rows[0] if rows else None
+    if row is None:
         return None
-    row = rows[0]
     taxpayer = {k: row[k] for k in ("id", "taxpayer_id", "customer", "record_sha256")}
     consent = None
     if row["consent_id"] is not None:
@@ -69,12 +98,8 @@ async def applicant(taxpayer_pk: int, product: str, today: date) -> Applicant | 
     return Applicant(taxpayer, consent, setup)
 
 
-# --- batched writes (inside the caller's transaction) ------------------------------------------
+# --- batched writes on SQLite (inside the caller's transaction) ------------------------------------------
 
-_PG_IDS: Final = (
-    "SELECT nextval(pg_get_serial_sequence('credit_application', 'id')) AS a, "
-    "nextval(pg_get_serial_sequence('credit_decision', 'id')) AS d FROM generate_series(1, {})"
-)
 # SQLite: the IMMEDIATE transaction holds the database's only write lock, so the
 # next ids are the current maxima plus one (what SQLite itself would assign).
 _SQLITE_IDS: Final = (
@@ -84,10 +109,8 @@ _SQLITE_IDS: Final = (
 
 
 async def allocate_ids(n: int) -> list[tuple[int, int]]:
-    """``n`` fresh (application id, decision id) pairs."""
-    if isinstance(engine(), PostgresEngine):
-        rows = await LoanApplication.raw(_PG_IDS, n)
-        return [(int(r["a"]), int(r["d"])) for r in rows]
+    """``n`` fresh (application id, decision id) pairs (SQLite, inside the batch's
+    transaction; PostgreSQL batches take theirs in ``write_batch_pg``)."""
     row = (await LoanApplication.raw(_SQLITE_IDS))[0]
     a, d = int(row["a"]), int(row["d"])
     return [(a + i, d + i) for i in range(1, n + 1)]
@@ -147,3 +170,83 @@ async def insert_applications(rows: list[tuple[Any, ...]]) -> None:
 async def insert_decisions(rows: list[tuple[Any, ...]]) -> None:
     """Rows of ``DECISION_COLUMNS`` values (JSON columns as JSON text)."""
     await _insert(Decision, DECISION_COLUMNS, rows)
+
+
+# --- PostgreSQL: a whole batch in four round trips ----------------------------------------------
+
+_PG_BATCH_HEAD: Final = (
+    "SELECT (SELECT entry_hash FROM audit_entry ORDER BY id DESC LIMIT 1) AS prev, "
+    "nextval(pg_get_serial_sequence('credit_application', 'id')) AS a, "
+    "nextval(pg_get_serial_sequence('credit_decision', 'id')) AS d, "
+    "nextval(pg_get_serial_sequence('audit_entry', 'id')) AS e "
+    "FROM generate_series(1, $1)"
+)
+"""Under the chain's lock: the chain's head and, for each of ``$1`` decisions, an
+application, a decision and an audit entry id (the entry ids allocated under the
+lock, so that id order is chain order)."""
+
+_PG_TYPES: Final = {
+    "credit_application": dict.fromkeys(APPLICATION_COLUMNS, "varchar")
+    | dict.fromkeys(("id", "customer", "taxpayer", "term_months", "attempts"), "integer")
+    | {"amount_fen": "bigint"}
+    | dict.fromkeys(("next_attempt_at", "created_at", "updated_at", "decided_at"), "timestamptz"),
+    "credit_decision": dict.fromkeys(DECISION_COLUMNS, "varchar")
+    | dict.fromkeys(("id", "application", "ruleset", "challenger_setup"), "integer")
+    | {"limit_fen": "bigint", "record_as_of": "date", "decided_at": "timestamptz"}
+    | dict.fromkeys(("reasons", "rows_hit", "features", "shadow"), "json"),
+    "audit_entry": dict.fromkeys(audit.COLUMNS, "varchar")
+    | {"id": "integer", "actor_id": "integer", "at": "timestamptz", "detail": "text"},
+}
+
+
+def _unnest_insert(table: str, columns: Sequence[str], first: int) -> str:
+    """``INSERT INTO table`` of rows given as one array parameter per column, from ``$first``
+    (JSON columns travel as text and are cast back)."""
+    types = _PG_TYPES[table]
+    arrays = ", ".join(f"${first + i}::{'text' if types[c] == 'json' else types[c]}[]" for i, c in enumerate(columns))
+    values = ", ".join(f"u.{c}::json" if types[c] == "json" else f"u.{c}" for c in columns)
+    names = ", ".join(columns)
+    return f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS u({names})"  # noqa: S608 - constant names; values are parameters
+
+
+_PG_BATCH_INSERT: Final = (
+    f"WITH a AS ({_unnest_insert('credit_application', APPLICATION_COLUMNS, 1)}), "
+    f"d AS ({_unnest_insert('credit_decision', DECISION_COLUMNS, 1 + len(APPLICATION_COLUMNS))}) "
+    + _unnest_insert("audit_entry", audit.COLUMNS, 1 + len(APPLICATION_COLUMNS) + len(DECISION_COLUMNS))
+)
+"""The batch's applications, decisions and audit entries in one statement (the
+decisions' foreign keys are checked at its end, when the applications are in)."""
+
+Prepare = Callable[[list[tuple[int, int]]], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[dict[str, Any]]]]
+"""Given (application id, decision id) pairs, the batch's application rows, decision
+rows and audit entries (``audit.entry``), for the items that could be decided."""
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+async def write_batch_pg(n: int, prepare: Prepare) -> None:
+    """Write ``n`` decisions in one transaction on PostgreSQL: ``prepare`` runs under
+    the audit chain's lock, once the ids are known."""
+    async with pg_connection() as connection:
+        assert not connection.is_in_transaction(), "a batch is its own transaction"
+        try:
+            await connection.execute("BEGIN; " + audit.PG_LOCK_SQL)
+            head = await connection.fetch(_PG_BATCH_HEAD, n)
+            prev = head[0]["prev"] or audit.GENESIS
+            ids = list(zip(sorted(r["a"] for r in head), sorted(r["d"] for r in head), strict=True))
+            applications, decisions, entries = prepare(ids)
+            if applications:
+                stored = audit.chain(entries, prev, sorted(r["e"] for r in head)[: len(entries)])
+                await connection.execute(
+                    _PG_BATCH_INSERT,
+                    *_columns(applications, len(APPLICATION_COLUMNS)),
+                    *_columns(decisions, len(DECISION_COLUMNS)),
+                    *_columns(stored, len(audit.COLUMNS)),
+                )
+            await connection.execute("COMMIT")
+        finally:
+            if connection.is_in_transaction():  # failed midway: undo now (the pool's reset would too)
+                with contextlib.suppress(Exception):
+                    await connection.execute("ROLLBACK")
