@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from app import context
+
 SENSITIVE_KEYS = frozenset(
     {
         "password",
@@ -74,10 +76,19 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The current request's id (set by the request-context middleware), if any."""
+    request_id = context.current().request_id
+    if request_id:
+        event.setdefault("request_id", request_id)
+    return event
+
+
 def configure_logging(level: str = "info", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, litestar) through one pipeline."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

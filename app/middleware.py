@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
 from typing import Any
 
-import structlog
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +16,7 @@ from app import context
 from app.logs import get_logger
 
 log = get_logger("branchless.access")
+_access = logging.getLogger("branchless.access")
 SESSION_COOKIE = "branchless_session"
 """The page session's cookie (a revocable token, see ``app.security``)."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -29,7 +29,9 @@ def _client_ip(scope: Scope) -> str:
 
 def request_context_middleware(app: ASGIApp) -> ASGIApp:
     """Give every request an id (or keep a sane incoming ``X-Request-ID``), put it in
-    the logs' context and the response headers, and write one access line."""
+    the request context (which the logs read) and the response headers, and write
+    one access line (when the log level lets it through: the check is per request,
+    the line's cost only when written)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
@@ -41,22 +43,21 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
                 incoming = value.decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
         context.set_context(context.RequestContext(request_id=request_id, ip=_client_ip(scope)))
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)["x-request-id"] = request_id
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            if scope["type"] == ScopeType.HTTP:
+            if scope["type"] == ScopeType.HTTP and _access.isEnabledFor(logging.INFO):
                 ctx = context.current()
                 log.info(
                     "request",

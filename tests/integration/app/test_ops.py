@@ -19,10 +19,24 @@ async def test_health_and_ready(client: Any) -> None:
 
 
 async def test_metrics_are_prometheus_text(client: Any) -> None:
+    def count(text: str, method: str, path: str, status: int) -> float:
+        labels = f'app_name="branchless",method="{method}",path="{path}",status_code="{status}"'
+        lines = [line for line in text.splitlines() if line.startswith("branchless_requests_total{" + labels + "}")]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+    before = (await client.get("/metrics")).text
     await client.get("/health")
+    for _ in range(2):
+        assert (await client.get("/api/credit/applications/987654321")).status_code == 401
     r = await client.get("/metrics")
     assert r.status_code == 200
-    assert "branchless_requests_total" in r.text
+    assert count(r.text, "GET", "/health", 200) == count(before, "GET", "/health", 200) + 1
+    # counted per route template and status, never per raw path (ids would explode the series)
+    template = "/api/credit/applications/{application_id}"
+    assert count(r.text, "GET", template, 401) == count(before, "GET", template, 401) + 2
+    assert "987654321" not in r.text
+    assert 'branchless_request_duration_seconds_count{app_name="branchless",method="GET",path="/health"' in r.text
+    assert count(r.text, "GET", "/metrics", 200) == 0  # the scrape itself is not measured
 
 
 async def test_every_response_carries_a_request_id(client: Any) -> None:
