@@ -40,7 +40,7 @@ from credit.engine.provider import DataPending
 from credit.engine.records import TaxConsent as ConsentTerms
 from credit.engine.records import TaxRecord
 from credit.engine.rules import Decision as Terms
-from credit.group_commit import GroupCommit
+from credit.group_commit import GroupCommit, per_loop
 from credit.schemas import (
     ApplicationCreate,
     ApplicationOut,
@@ -387,14 +387,9 @@ _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit[_NewD
 
 def _group_commit() -> GroupCommit[_NewDecision, ApplicationOut]:
     """This event loop's writer (one per process in a server; tests run many loops)."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        from app.settings import get_settings
+    from app.settings import get_settings
 
-        writer = GroupCommit(_write_decisions, get_settings().decision_batch_max)
-        _writers[loop] = writer
-    return writer
+    return per_loop(_writers, lambda: GroupCommit(_write_decisions, get_settings().decision_batch_max))
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ the batch size follows the load by itself (one item when idle, no timer to
 wait for). A caller's ``submit`` returns only once the transaction holding its
 item has committed (durable before reply).
 
+The same batching serves reads that many requests make at once (one query for
+all of them instead of a round trip each): ``write`` is then the batched read.
+
 Errors: ``write`` returns one result per item, an exception instance for an
 item that failed on its own (its batch still commits the others). When the
 batch as a whole fails (a constraint, the connection), every item is retried in
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -88,3 +92,16 @@ class GroupCommit(Generic[T, R]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+def per_loop(
+    registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit[T, R]],
+    make: Callable[[], GroupCommit[T, R]],
+) -> GroupCommit[T, R]:
+    """The running event loop's instance in ``registry`` (made on first use): one per
+    process in a server, while tests run many loops."""
+    loop = asyncio.get_running_loop()
+    instance = registry.get(loop)
+    if instance is None:
+        instance = registry[loop] = make()
+    return instance

@@ -17,8 +17,9 @@ writer) the same batch goes through Piccolo with the common SQL below
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +29,7 @@ from piccolo.engine.postgres import PostgresEngine
 
 from app import audit
 from app.db import engine, pg_connection
+from credit.group_commit import GroupCommit, per_loop
 from credit.tables import Decision, LoanApplication, Taxpayer
 from kyc.signatures import COMPLETED
 
@@ -44,31 +46,36 @@ class Applicant:
     """The columns of ``credit.challengers._LIVE_SQL`` (``champion_id`` None: nothing published)."""
 
 
-# The taxpayer, the consent check (``credit.consent.active_consent``'s rule: in
-# force today, its document completed) and the published version with the
-# running experiment, in one round trip.
-_APPLICANT_SQL: Final = (
-    "SELECT t.id, t.taxpayer_id, t.customer, t.record_sha256, "
-    "c.id AS consent_id, c.valid_from, c.expires_on, "
-    "v.id AS champion_id, s.id AS setup_id, s.challenger AS challenger_id, s.share_bp, s.mode, s.salt "
-    "FROM taxpayer t "
-    "LEFT JOIN tax_consent c ON c.id = ("
-    "SELECT c2.id FROM tax_consent c2 JOIN kyc_signed_document d ON d.id = c2.signed_document_id "
-    "WHERE c2.taxpayer_id = t.taxpayer_id AND c2.valid_from <= {} AND c2.expires_on >= {} AND d.state = {} "
-    "ORDER BY c2.id LIMIT 1) "
-    "LEFT JOIN credit_ruleset_version v ON v.product = {} AND v.status = 'published' "
-    "LEFT JOIN credit_challenger_setup s ON s.product = v.product AND s.active "
-    "WHERE t.id = {}"
-)
+def _applicant_sql(source: str, today: str, completed: str, product: str) -> str:
+    """The taxpayer, the consent check (``credit.consent.active_consent``'s rule: in
+    force ``today``, its document ``completed``) and the ``product``'s published
+    version with its running experiment, for the taxpayers of ``source`` (``t``)."""
+    return (
+        "SELECT t.id, t.taxpayer_id, t.customer, t.record_sha256, "  # noqa: S608 - constant fragments; values are parameters
+        "c.id AS consent_id, c.valid_from, c.expires_on, "
+        "v.id AS champion_id, s.id AS setup_id, s.challenger AS challenger_id, s.share_bp, s.mode, s.salt "
+        f"FROM {source} "
+        "LEFT JOIN tax_consent c ON c.id = ("
+        "SELECT c2.id FROM tax_consent c2 JOIN kyc_signed_document d ON d.id = c2.signed_document_id "
+        f"WHERE c2.taxpayer_id = t.taxpayer_id AND c2.valid_from <= {today} AND c2.expires_on >= {today} "
+        f"AND d.state = {completed} ORDER BY c2.id LIMIT 1) "
+        f"LEFT JOIN credit_ruleset_version v ON v.product = {product} AND v.status = 'published' "
+        "LEFT JOIN credit_challenger_setup s ON s.product = v.product AND s.active"
+    )
 
 
-def _numbered(sql: str) -> str:
-    """Piccolo's ``{}`` placeholders as PostgreSQL's ``$1, $2, ...``."""
-    count = iter(range(1, 1000))
-    return re.sub(r"\{\}", lambda _: f"${next(count)}", sql)
-
-
-_APPLICANT_PG: Final = _numbered(_APPLICANT_SQL)
+# One applicant (SQLite; Piccolo's placeholders, in this order: today, today, completed,
+# product, taxpayer).
+_APPLICANT_SQL: Final = _applicant_sql("taxpayer t", "{}", "{}", "{}") + " WHERE t.id = {}"
+# The applicants of concurrent requests in one round trip (PostgreSQL): row ``n`` of the
+# arrays is the n-th request's (taxpayer, product, day); missing taxpayers have no row.
+_APPLICANTS_PG: Final = _applicant_sql(
+    "unnest($1::integer[], $2::varchar[], $3::date[]) WITH ORDINALITY AS q(pk, product, today, n) "
+    "JOIN taxpayer t ON t.id = q.pk",
+    "q.today",
+    "$4",
+    "q.product",
+).replace("SELECT ", "SELECT q.n, ", 1)
 
 
 def _date(value: Any) -> date:
@@ -81,21 +88,37 @@ def is_direct() -> bool:
 
 
 async def applicant(taxpayer_pk: int, product: str, today: date) -> Applicant | None:
-    args = (today, today, COMPLETED, product, taxpayer_pk)
+    """The applicant's checks in one query; on PostgreSQL, concurrent requests' in one
+    round trip (``GroupCommit`` batches the reads as it batches the writes)."""
     if is_direct():
-        async with pg_connection() as connection:
-            row = await connection.fetchrow(_APPLICANT_PG, *args)
-    else:
-        rows = await Taxpayer.raw(_APPLICANT_SQL, *args)
-        row = rows[0] if rows else None
-    if row is None:
-        return None
+        return await per_loop(_readers, lambda: GroupCommit(_read_applicants, 256)).submit(
+            (taxpayer_pk, product, today)
+        )
+    rows = await Taxpayer.raw(_APPLICANT_SQL, today, today, COMPLETED, product, taxpayer_pk)
+    return _applicant(rows[0]) if rows else None
+
+
+def _applicant(row: Any) -> Applicant:
     taxpayer = {k: row[k] for k in ("id", "taxpayer_id", "customer", "record_sha256")}
     consent = None
     if row["consent_id"] is not None:
         consent = (int(row["consent_id"]), _date(row["valid_from"]), _date(row["expires_on"]))
     setup = {k: row[k] for k in ("champion_id", "setup_id", "challenger_id", "share_bp", "mode", "salt")}
     return Applicant(taxpayer, consent, setup)
+
+
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit[Any, Applicant | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _read_applicants(batch: list[tuple[int, str, date]]) -> list[Applicant | Exception | None]:
+    async with pg_connection() as connection:
+        rows = await connection.fetch(
+            _APPLICANTS_PG, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch], COMPLETED
+        )
+    found = {int(row["n"]): _applicant(row) for row in rows}
+    return [found.get(n) for n in range(1, len(batch) + 1)]
 
 
 # --- batched writes on SQLite (inside the caller's transaction) ------------------------------------------

@@ -141,3 +141,31 @@ def _no_leftover_writers() -> Any:
 
     for writer in list(decisions._writers.values()):
         assert writer._task is None
+
+
+async def test_concurrent_applicant_reads_each_get_their_own(product: str, officers: Officers, provider: Any) -> None:
+    """The applicant checks of concurrent requests share queries (PostgreSQL) and each
+    request gets its own taxpayer, consent and set-up; an unknown taxpayer gets None."""
+    from datetime import date
+
+    from credit import repository
+
+    version_id = await published(ruleset_body(product), officers.author, officers.reviewer)
+    first, second = await make_borrower(), await make_borrower(consent=False)
+    today = date.today()
+    asks = [first.taxpayer_pk, 2_000_000_000, second.taxpayer_pk, first.taxpayer_pk] * 4
+    found = await asyncio.gather(*(repository.applicant(pk, product, today) for pk in asks))
+    for pk, got in zip(asks, found, strict=True):
+        if pk == 2_000_000_000:
+            assert got is None
+            continue
+        assert got is not None
+        assert got.taxpayer["id"] == pk
+        assert got.setup["champion_id"] == version_id
+        assert (got.consent is not None) == (pk == first.taxpayer_pk)
+    other = await repository.applicant(first.taxpayer_pk, "no_such_product", today)
+    assert other is not None
+    assert other.setup["champion_id"] is None
+    if repository.is_direct():
+        reader = repository._readers[asyncio.get_running_loop()]
+        assert reader.batches < len(asks)  # shared round trips
