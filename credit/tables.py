@@ -169,7 +169,7 @@ class Decision(Table, tablename="credit_decision"):
     champion/challenger set-up, the other ruleset's decision."""
 
     id = Serial(primary_key=True)
-    application = ForeignKey(references=LoanApplication, unique=True, index=True, on_delete=OnDelete.restrict)
+    application = ForeignKey(references=LoanApplication, unique=True, on_delete=OnDelete.restrict)  # unique: indexed
     product = Varchar(length=40, index=True)
     ruleset = ForeignKey(references=RulesetVersion, index=True, on_delete=OnDelete.restrict)
     """The version that decided (the challenger's, for its arm in ``split`` mode)."""

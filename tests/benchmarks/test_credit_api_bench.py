@@ -18,9 +18,11 @@ costs milliseconds. Without wrk, an httpx client in this process stands in
 checked against the rows the run added to ``credit_decision``.
 
 Run on PostgreSQL for the target (``BRANCHLESS_TEST_DB=postgres make bench``).
-Prints decisions per second, latency percentiles and CPU per decision (server,
-PostgreSQL, load generator). ``BRANCHLESS_CREDIT_API_BENCH_SECONDS`` (default 20),
-``..._CONCURRENCY`` (32), ``..._CUSTOMERS`` (200) and ``..._WORKERS`` (2 on
+Prints, for each of ``ROUNDS`` measurements and as their medians, decisions per
+second, latency percentiles and CPU per decision (server, PostgreSQL, load
+generator). ``BRANCHLESS_CREDIT_API_BENCH_SECONDS`` (default 10 a round),
+``..._ROUNDS`` (3), ``..._CONCURRENCY`` (24: two server processes with a dozen
+requests each in flight), ``..._CUSTOMERS`` (200) and ``..._WORKERS`` (2 on
 PostgreSQL, 1 on SQLite) size it; ``BRANCHLESS_BENCH_ENFORCE=1`` fails on a missed
 target (>= 1,500 decisions/s, p99 <= 25 ms), off by default: the machine's 2
 cores are shared with whoever else is working.
@@ -45,8 +47,9 @@ from pathlib import Path
 
 import pytest
 
-SECONDS = float(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_SECONDS", "20"))
-CONCURRENCY = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_CONCURRENCY", "32"))
+SECONDS = float(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_ROUNDS", "3"))
+CONCURRENCY = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_CONCURRENCY", "24"))
 CUSTOMERS = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_CUSTOMERS", "200"))
 _BACKEND = os.environ.get("BRANCHLESS_TEST_DB", "sqlite")
 WORKERS = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_WORKERS", "2" if _BACKEND == "postgres" else "1"))
@@ -295,41 +298,62 @@ def test_decisions_per_second_through_http(server: tuple[str, int], backend: str
 
         time.sleep(2)  # the warm-up's requests still in flight when it stopped finish
         stored_before = pool.submit(asyncio.run, _count_decisions()).result()
-        server_cpu, pg_cpu = _cpu_seconds(pid), _cpu_seconds(comm="postgres")
-        client_cpu = time.process_time() + _children_cpu()
-        if WRK is not None:
-            generator = f"wrk, {CONCURRENCY} connections"
-            result = _wrk(base, people, SECONDS)
-            assert result["failed"] == result["socket_errors"] == result["timeouts"] == 0, f"failures: {result}"
-            decided, elapsed = int(result["requests"]), result["seconds"]
-            p50, p90, p99, worst = result["p50"], result["p90"], result["p99"], result["max"]
-        else:
-            generator = f"httpx in the test process, {CONCURRENCY} in flight"
-            started = time.perf_counter()
-            latencies, failures, decided = asyncio.run(_load(base, people, SECONDS))
-            elapsed = time.perf_counter() - started
-            assert failures == 0, f"{failures} applications failed"
-            p50, p90 = statistics.median(latencies), _percentile(latencies, 90)
-            p99, worst = _percentile(latencies, 99), max(latencies)
-        server_ms = (_cpu_seconds(pid) - server_cpu) / decided * 1000
-        pg_ms = (_cpu_seconds(comm="postgres") - pg_cpu) / decided * 1000
-        client_ms = (time.process_time() + _children_cpu() - client_cpu) / decided * 1000
+        rounds = [_round(base, pid, people) for _ in range(ROUNDS)]
+        decided = sum(r["decided"] for r in rounds)
         time.sleep(2)  # the requests in flight when the generator stopped still finish
         stored = pool.submit(asyncio.run, _count_decisions()).result() - stored_before
-    rate = decided / elapsed
+    generator = f"wrk, {CONCURRENCY} connections" if WRK is not None else f"httpx here, {CONCURRENCY} in flight"
+    setup = f"{WORKERS} server process(es), {generator}, {len(people)} customers"
+    for i, r in enumerate(rounds, 1):
+        print(f"\ncredit API on {backend}, round {i}: {_figures(r)}")
+    median = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     print(
-        f"\ncredit API on {backend}: {decided} decisions in {elapsed:.1f} s = {rate:,.0f} decisions/s, "
-        f"latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms "
-        f"({WORKERS} server process(es), {generator}, {len(people)} customers, "
-        f"target >= {TARGET_RATE:,.0f}/s and p99 <= {TARGET_P99_MS:.0f} ms); CPU per decision: "
-        f"server {server_ms:.2f} ms, PostgreSQL {pg_ms:.2f} ms, load generator {client_ms:.2f} ms"
+        f"\ncredit API on {backend}, median of {ROUNDS} rounds of {SECONDS:.0f} s ({setup}; "
+        f"target >= {TARGET_RATE:,.0f}/s and p99 <= {TARGET_P99_MS:.0f} ms): {_figures(median)}"
     )
     # every answered decision is stored, and at most the requests the generator
-    # abandoned in flight (at the end of the warm-up and of the run) besides
-    assert decided <= stored <= decided + 2 * CONCURRENCY, f"{decided} decisions answered, {stored} stored"
+    # abandoned in flight (at the end of the warm-up and of each round) besides
+    assert decided <= stored <= decided + (ROUNDS + 1) * CONCURRENCY, f"{decided} decisions answered, {stored} stored"
     if ENFORCE:
-        assert rate >= TARGET_RATE
-        assert p99 <= TARGET_P99_MS
+        assert median["rate"] >= TARGET_RATE
+        assert median["p99"] <= TARGET_P99_MS
+
+
+def _round(base: str, pid: int, people: list[tuple[dict[str, str], int]]) -> dict[str, float]:
+    """One measurement of ``SECONDS``: rate, latency percentiles (ms), CPU per decision (ms)."""
+    server_cpu, pg_cpu = _cpu_seconds(pid), _cpu_seconds(comm="postgres")
+    client_cpu = time.process_time() + _children_cpu()
+    if WRK is not None:
+        result = _wrk(base, people, SECONDS)
+        assert result["failed"] == result["socket_errors"] == result["timeouts"] == 0, f"failures: {result}"
+        decided, elapsed = int(result["requests"]), result["seconds"]
+        p50, p90, p99, worst = result["p50"], result["p90"], result["p99"], result["max"]
+    else:
+        started = time.perf_counter()
+        latencies, failures, decided = asyncio.run(_load(base, people, SECONDS))
+        elapsed = time.perf_counter() - started
+        assert failures == 0, f"{failures} applications failed"
+        p50, p90 = statistics.median(latencies), _percentile(latencies, 90)
+        p99, worst = _percentile(latencies, 99), max(latencies)
+    return {
+        "decided": decided,
+        "rate": decided / elapsed,
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "max": worst,
+        "server_ms": (_cpu_seconds(pid) - server_cpu) / decided * 1000,
+        "pg_ms": (_cpu_seconds(comm="postgres") - pg_cpu) / decided * 1000,
+        "client_ms": (time.process_time() + _children_cpu() - client_cpu) / decided * 1000,
+    }
+
+
+def _figures(r: dict[str, float]) -> str:
+    return (
+        f"{r['rate']:,.0f} decisions/s, latency p50 {r['p50']:.1f} ms, p90 {r['p90']:.1f} ms, "
+        f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms; CPU per decision: server {r['server_ms']:.2f} ms, "
+        f"PostgreSQL {r['pg_ms']:.2f} ms, load generator {r['client_ms']:.2f} ms"
+    )
 
 
 def _children_cpu() -> float:
