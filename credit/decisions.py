@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
+from piccolo.columns.combination import WhereRaw
 from piccolo.engine.postgres import PostgresEngine
 
 from app import audit, context
@@ -464,10 +465,11 @@ async def visible_application(principal: Principal, app_id: int) -> ApplicationO
 
 
 async def due_pending(limit: int = 200) -> list[int]:
-    """Pending applications whose next gateway attempt is due."""
+    """Pending applications whose next gateway attempt is due (the state as a literal:
+    both databases then use the partial index of pending applications)."""
     rows = (
         await LoanApplication.select(LoanApplication.id)
-        .where((LoanApplication.state == DATA_PENDING) & (LoanApplication.next_attempt_at <= _now()))
+        .where(WhereRaw(f"state = '{DATA_PENDING}'") & (LoanApplication.next_attempt_at <= _now()))
         .order_by(LoanApplication.next_attempt_at)
         .limit(limit)
     )

@@ -152,12 +152,14 @@ class LoanApplication(Table, tablename="credit_application"):
     amount_fen = BigInt()
     term_months = Integer()
     purpose = Varchar(length=32)
-    state = Varchar(length=16, index=True)
+    state = Varchar(length=16)
     reason = Varchar(length=64, default="")
     """Why the application is pending or closed (a machine-readable code)."""
     attempts = Integer(default=0)
     """Calls made to the tax gateway for this application."""
-    next_attempt_at = Timestamptz(null=True, default=None, index=True)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    """When the retry job calls the gateway again (pending applications; a partial index
+    over just those serves the job, see migration ``2026-11-27T14:50:00``)."""
     created_at = Timestamptz()
     updated_at = Timestamptz()
     decided_at = Timestamptz(null=True, default=None)
