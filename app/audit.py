@@ -11,17 +11,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from piccolo.engine.postgres import PostgresEngine
 
 from app import context
-from app.db import engine, transaction
+from app.db import engine, pg_connection, transaction
 from app.tables import AuditEntry
 
 GENESIS = "0" * 64
-_LOCK_KEY = 0x42_52_41_4E  # an arbitrary constant naming the audit chain's advisory lock
+_LOCK_KEY = 0x42_52_41_4E
+"""Names the chain's advisory lock on PostgreSQL, taken by the ``audit_append`` function."""
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
@@ -134,13 +135,6 @@ COLUMNS = (
 """An entry row's columns, in the order of ``chain``'s tuples."""
 _ROW_SQL = "(" + ", ".join("{}" for _ in COLUMNS) + ")"
 _INSERT_SQL = f"INSERT INTO audit_entry ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - constant names; values are parameters
-PG_LOCK_SQL = f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"
-"""Taken (on PostgreSQL) by every appender before it reads the chain's head: one
-writer of the chain at a time, across processes, until its transaction ends."""
-_PG_HEAD_SQL = (
-    "SELECT (SELECT entry_hash FROM audit_entry ORDER BY id DESC LIMIT 1) AS prev, "
-    "nextval(pg_get_serial_sequence('audit_entry', 'id')) AS id FROM generate_series(1, {})"
-)
 _SQLITE_HEAD_SQL = "SELECT id, entry_hash AS prev FROM audit_entry ORDER BY id DESC LIMIT 1"
 
 
@@ -152,22 +146,20 @@ async def append(rows: list[dict[str, Any]]) -> list[int]:
     is what serialises every writer of the chain (all processes), so taking it
     once per batch instead of once per entry is what lets writers scale. The
     ids are allocated while the lock is held, so id order is chain order.
-    Runs in the caller's transaction (or its own when there is none)."""
+    Runs in the caller's transaction (or its own when there is none). On
+    PostgreSQL the database function ``audit_append`` does it in one statement
+    (migration ``2026-11-27T15:00:00``), so the lock is held only while it runs."""
     if not rows:
         return []
-    async with transaction():
-        db = engine()
-        if isinstance(db, PostgresEngine):
-            # Serialise appenders: the chain needs one writer at a time.
-            await db.run_ddl(PG_LOCK_SQL)
-            head = await AuditEntry.raw(_PG_HEAD_SQL, len(rows))
-            prev = head[0]["prev"] or GENESIS
-            ids = sorted(int(h["id"]) for h in head)
-        else:  # SQLite: the IMMEDIATE transaction already holds the only write lock
-            head = await AuditEntry.raw(_SQLITE_HEAD_SQL)
-            prev = head[0]["prev"] if head else GENESIS
-            first = int(head[0]["id"]) + 1 if head else 1
-            ids = list(range(first, first + len(rows)))
+    if isinstance(engine(), PostgresEngine):
+        async with pg_connection() as connection:
+            ids = await connection.fetchval("SELECT " + pg_append_call(1), *pg_append_args(rows))
+        return [int(i) for i in ids]
+    async with transaction():  # SQLite: the IMMEDIATE transaction already holds the only write lock
+        head = await AuditEntry.raw(_SQLITE_HEAD_SQL)
+        prev = head[0]["prev"] if head else GENESIS
+        first = int(head[0]["id"]) + 1 if head else 1
+        ids = list(range(first, first + len(rows)))
         args = [value for values in chain(rows, prev, ids) for value in values]
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = min(_ROWS_PER_INSERT, len(rows) - start)
@@ -176,11 +168,40 @@ async def append(rows: list[dict[str, Any]]) -> list[int]:
     return ids
 
 
+_PG_APPEND_PARAMETERS: Final = (
+    ("at", "timestamptz"),
+    ("actor_id", "integer"),
+    ("actor_role", "varchar"),
+    ("action", "varchar"),
+    ("entity", "varchar"),
+    ("entity_id", "varchar"),
+    ("before_digest", "varchar"),
+    ("after_digest", "varchar"),
+    ("detail", "text"),
+    ("ip", "varchar"),
+    ("request_id", "varchar"),
+)
+
+
+def pg_append_call(first: int) -> str:
+    """SQL calling ``audit_append`` on the arrays of ``pg_append_args`` as parameters
+    ``$first`` on (PostgreSQL; it returns the entries' ids)."""
+    types = [t for _, t in _PG_APPEND_PARAMETERS] + ["text"]
+    return "audit_append(" + ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(types)) + ")"
+
+
+def pg_append_args(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """``rows`` (built by ``entry``) as ``audit_append``'s arrays: one per stored column,
+    then each entry's hashed content (the canonical JSON ``entry_hash`` links)."""
+    columns = [[row[c] for row in rows] for c, _ in _PG_APPEND_PARAMETERS]
+    columns.append([_encoder.encode(_hashed_fields(row)).decode() for row in rows])
+    return columns
+
+
 def chain(rows: list[dict[str, Any]], prev: str, ids: list[int]) -> list[tuple[Any, ...]]:
     """Link ``rows`` (built by ``entry``) after the entry hashed ``prev``, with the
     given ids (ascending), and return their stored values, ``COLUMNS`` order.
-    Only for a caller holding the chain's lock (``append``, or a hot path that
-    writes its own batch under ``PG_LOCK_SQL``)."""
+    Only for a caller holding the chain's lock (``append`` on SQLite)."""
     out = []
     for entry_id, row in zip(ids, rows, strict=True):
         row["id"] = entry_id

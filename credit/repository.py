@@ -7,10 +7,10 @@ the group commit (``credit.decisions``) writes whole batches with multi-row
 inserts.
 
 On PostgreSQL both go to asyncpg directly, as statements of constant text that
-each connection prepares once: the applicant's query, and a batch in four round
-trips (``BEGIN`` with the audit chain's lock; the chain's head with every id the
-batch needs; one statement inserting the applications, their decisions and
-their audit entries from arrays; ``COMMIT``). On SQLite (one process, one
+each connection prepares once: the applicants of concurrent requests in one
+query, and a batch in two round trips (its ids; then one statement inserting
+the applications, their decisions and, through ``audit_append``, their audit
+entries, all from arrays). On SQLite (one process, one
 writer) the same batch goes through Piccolo with the common SQL below
 (``{}`` placeholders).
 """
@@ -18,7 +18,6 @@ writer) the same batch goes through Piccolo with the common SQL below
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -195,18 +194,12 @@ async def insert_decisions(rows: list[tuple[Any, ...]]) -> None:
     await _insert(Decision, DECISION_COLUMNS, rows)
 
 
-# --- PostgreSQL: a whole batch in four round trips ----------------------------------------------
+# --- PostgreSQL: a whole batch in two round trips ----------------------------------------------
 
-_PG_BATCH_HEAD: Final = (
-    "SELECT (SELECT entry_hash FROM audit_entry ORDER BY id DESC LIMIT 1) AS prev, "
-    "nextval(pg_get_serial_sequence('credit_application', 'id')) AS a, "
-    "nextval(pg_get_serial_sequence('credit_decision', 'id')) AS d, "
-    "nextval(pg_get_serial_sequence('audit_entry', 'id')) AS e "
-    "FROM generate_series(1, $1)"
+_PG_IDS: Final = (
+    "SELECT nextval(pg_get_serial_sequence('credit_application', 'id')) AS a, "
+    "nextval(pg_get_serial_sequence('credit_decision', 'id')) AS d FROM generate_series(1, $1)"
 )
-"""Under the chain's lock: the chain's head and, for each of ``$1`` decisions, an
-application, a decision and an audit entry id (the entry ids allocated under the
-lock, so that id order is chain order)."""
 
 _PG_TYPES: Final = {
     "credit_application": dict.fromkeys(APPLICATION_COLUMNS, "varchar")
@@ -217,8 +210,6 @@ _PG_TYPES: Final = {
     | dict.fromkeys(("id", "application", "ruleset", "challenger_setup"), "integer")
     | {"limit_fen": "bigint", "record_as_of": "date", "decided_at": "timestamptz"}
     | dict.fromkeys(("reasons", "rows_hit", "features", "shadow"), "json"),
-    "audit_entry": dict.fromkeys(audit.COLUMNS, "varchar")
-    | {"id": "integer", "actor_id": "integer", "at": "timestamptz", "detail": "text"},
 }
 
 
@@ -235,10 +226,12 @@ def _unnest_insert(table: str, columns: Sequence[str], first: int) -> str:
 _PG_BATCH_INSERT: Final = (
     f"WITH a AS ({_unnest_insert('credit_application', APPLICATION_COLUMNS, 1)}), "
     f"d AS ({_unnest_insert('credit_decision', DECISION_COLUMNS, 1 + len(APPLICATION_COLUMNS))}) "
-    + _unnest_insert("audit_entry", audit.COLUMNS, 1 + len(APPLICATION_COLUMNS) + len(DECISION_COLUMNS))
+    f"SELECT {audit.pg_append_call(1 + len(APPLICATION_COLUMNS) + len(DECISION_COLUMNS))}"
 )
-"""The batch's applications, decisions and audit entries in one statement (the
-decisions' foreign keys are checked at its end, when the applications are in)."""
+"""The batch's applications, decisions and audit entries in one statement, so one
+transaction: the decisions' foreign keys are checked at its end, when the
+applications are in; ``audit_append`` chains the entries under the chain's lock,
+which the statement holds only from that call to its commit."""
 
 Prepare = Callable[[list[tuple[int, int]]], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[dict[str, Any]]]]
 """Given (application id, decision id) pairs, the batch's application rows, decision
@@ -250,26 +243,16 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 async def write_batch_pg(n: int, prepare: Prepare) -> None:
-    """Write ``n`` decisions in one transaction on PostgreSQL: ``prepare`` runs under
-    the audit chain's lock, once the ids are known."""
+    """Write ``n`` decisions on PostgreSQL: their ids (sequences, no transaction needed),
+    then ``prepare`` decides them here, then one statement stores everything."""
     async with pg_connection() as connection:
         assert not connection.is_in_transaction(), "a batch is its own transaction"
-        try:
-            await connection.execute("BEGIN; " + audit.PG_LOCK_SQL)
-            head = await connection.fetch(_PG_BATCH_HEAD, n)
-            prev = head[0]["prev"] or audit.GENESIS
-            ids = list(zip(sorted(r["a"] for r in head), sorted(r["d"] for r in head), strict=True))
-            applications, decisions, entries = prepare(ids)
-            if applications:
-                stored = audit.chain(entries, prev, sorted(r["e"] for r in head)[: len(entries)])
-                await connection.execute(
-                    _PG_BATCH_INSERT,
-                    *_columns(applications, len(APPLICATION_COLUMNS)),
-                    *_columns(decisions, len(DECISION_COLUMNS)),
-                    *_columns(stored, len(audit.COLUMNS)),
-                )
-            await connection.execute("COMMIT")
-        finally:
-            if connection.is_in_transaction():  # failed midway: undo now (the pool's reset would too)
-                with contextlib.suppress(Exception):
-                    await connection.execute("ROLLBACK")
+        ids = [(int(r["a"]), int(r["d"])) for r in await connection.fetch(_PG_IDS, n)]
+        applications, decisions, entries = prepare(ids)
+        if applications:
+            await connection.execute(
+                _PG_BATCH_INSERT,
+                *_columns(applications, len(APPLICATION_COLUMNS)),
+                *_columns(decisions, len(DECISION_COLUMNS)),
+                *audit.pg_append_args(entries),
+            )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from app import audit, context
 from app.db import transaction
 from app.tables import AuditEntry
@@ -54,3 +56,27 @@ async def test_an_append_rolled_back_leaves_the_chain_intact() -> None:
 
 async def test_appending_nothing_writes_nothing() -> None:
     assert await audit.append([]) == []
+
+
+async def test_entries_with_any_text_link_the_same_in_the_database_and_in_python() -> None:
+    """On PostgreSQL the chain is linked by the ``audit_append`` function and checked by
+    ``verify`` in Python: both must hash the same bytes, whatever the text."""
+    texts = ["王芳 申请贷款", "emoji 🙂 and \\n newline\nreal", "quotes \"' and \\\\ backslashes", ""]
+    async with transaction():
+        ids = await audit.append(
+            [audit.entry("test.text", "thing", i, detail={"note": t}, after={"t": t}) for i, t in enumerate(texts)]
+        )
+    rows = await AuditEntry.select().where(AuditEntry.id.is_in(ids)).order_by(AuditEntry.id)
+    for row in rows:
+        assert row["entry_hash"] == audit.entry_hash(row["prev_hash"], audit._hashed_fields(row))
+    assert (await audit.verify()).ok
+
+
+async def test_the_database_function_takes_the_chains_lock(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL only: SQLite appends from Python under its single write lock")
+    from app.db import pg_connection
+
+    async with pg_connection() as connection:
+        source = await connection.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'audit_append'")
+    assert f"pg_advisory_xact_lock({audit._LOCK_KEY})" in source
