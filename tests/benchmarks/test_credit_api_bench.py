@@ -1,7 +1,7 @@
 """Decision API throughput: applications decided through HTTP with the decision persisted.
 
-Real servers (``WORKERS`` separate ``branchless serve`` processes, as behind a
-balancer, or one ``serve --workers N``: ``..._SEPARATE=0``) on the test database, and a
+A real server (``branchless serve --workers N``, or ``N`` separate ``serve``
+processes as behind a balancer: ``..._SEPARATE=1``) on the test database, and a
 load generator keeping ``CONCURRENCY`` requests in flight on loopback, each a
 customer's ``POST /api/credit/applications`` under a signed consent (bodies and
 bearer tokens cycle through the customers), decided by the published ruleset in
@@ -55,11 +55,11 @@ CUSTOMERS = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_CUSTOMERS", "200"))
 _BACKEND = os.environ.get("BRANCHLESS_TEST_DB", "sqlite")
 WORKERS = int(os.environ.get("BRANCHLESS_CREDIT_API_BENCH_WORKERS", "2" if _BACKEND == "postgres" else "1"))
 """``branchless serve --workers N`` (several processes need PostgreSQL)."""
-SEPARATE = os.environ.get("BRANCHLESS_CREDIT_API_BENCH_SEPARATE", "1") == "1"
-"""Several server processes as separate ``serve`` instances, each with its share of the
-connections (what a balancer in front does), rather than ``serve --workers N`` sharing one
-socket, where the kernel hands the few long-lived connections out unevenly (a 10/14 split
-of 24 is common) and the busier process saturates first."""
+SEPARATE = os.environ.get("BRANCHLESS_CREDIT_API_BENCH_SEPARATE", "0") == "1"
+"""Several server processes as separate ``serve`` instances, each with an even share of
+the connections (what a balancer in front does), instead of one ``serve --workers N``
+whose processes share a socket: there the kernel hands the few long-lived connections
+out unevenly (a 10/14 split of 24 is common), and the busier process saturates first."""
 WRK = shutil.which("wrk")
 ENFORCE = os.environ.get("BRANCHLESS_BENCH_ENFORCE") == "1"
 TARGET_RATE, TARGET_P99_MS = 1500.0, 25.0
