@@ -116,7 +116,7 @@ async def record(
     await append([row])
 
 
-COLUMNS = (
+_COLUMNS = (
     "id",
     "at",
     "actor_id",
@@ -132,9 +132,8 @@ COLUMNS = (
     "prev_hash",
     "entry_hash",
 )
-"""An entry row's columns, in the order of ``chain``'s tuples."""
-_ROW_SQL = "(" + ", ".join("{}" for _ in COLUMNS) + ")"
-_INSERT_SQL = f"INSERT INTO audit_entry ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - constant names; values are parameters
+_ROW_SQL = "(" + ", ".join("{}" for _ in _COLUMNS) + ")"
+_INSERT_SQL = f"INSERT INTO audit_entry ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 - constant names; values are parameters
 _SQLITE_HEAD_SQL = "SELECT id, entry_hash AS prev FROM audit_entry ORDER BY id DESC LIMIT 1"
 
 
@@ -160,10 +159,10 @@ async def append(rows: list[dict[str, Any]]) -> list[int]:
         prev = head[0]["prev"] if head else GENESIS
         first = int(head[0]["id"]) + 1 if head else 1
         ids = list(range(first, first + len(rows)))
-        args = [value for values in chain(rows, prev, ids) for value in values]
+        args = [value for values in _chain(rows, prev, ids) for value in values]
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = min(_ROWS_PER_INSERT, len(rows) - start)
-            n = len(COLUMNS)
+            n = len(_COLUMNS)
             await AuditEntry.raw(_INSERT_SQL + ", ".join([_ROW_SQL] * chunk), *args[start * n : (start + chunk) * n])
     return ids
 
@@ -198,16 +197,16 @@ def pg_append_args(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return columns
 
 
-def chain(rows: list[dict[str, Any]], prev: str, ids: list[int]) -> list[tuple[Any, ...]]:
+def _chain(rows: list[dict[str, Any]], prev: str, ids: list[int]) -> list[tuple[Any, ...]]:
     """Link ``rows`` (built by ``entry``) after the entry hashed ``prev``, with the
-    given ids (ascending), and return their stored values, ``COLUMNS`` order.
-    Only for a caller holding the chain's lock (``append`` on SQLite)."""
+    given ids (ascending), and return their stored values, ``_COLUMNS`` order
+    (SQLite's ``append``, under the database's write lock)."""
     out = []
     for entry_id, row in zip(ids, rows, strict=True):
         row["id"] = entry_id
         row["prev_hash"] = prev
         row["entry_hash"] = prev = entry_hash(prev, _hashed_fields(row))
-        out.append(tuple(row[c] for c in COLUMNS))
+        out.append(tuple(row[c] for c in _COLUMNS))
     return out
 
 

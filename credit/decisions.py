@@ -325,8 +325,9 @@ class _NewDecision:
 
 
 async def _write_decisions(batch: list[_NewDecision]) -> list[ApplicationOut | Exception]:
-    """One transaction for the whole batch: ids, multi-row inserts of the
-    applications and decisions, and their audit entries chained under one lock."""
+    """One transaction for the whole batch: ids, then the applications, decisions and
+    their audit entries (chained under one lock) in multi-row inserts; ``prepare``
+    decides the batch once its ids are known."""
     results: list[ApplicationOut | Exception] = []
 
     def prepare(

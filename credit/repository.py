@@ -10,9 +10,8 @@ On PostgreSQL both go to asyncpg directly, as statements of constant text that
 each connection prepares once: the applicants of concurrent requests in one
 query, and a batch in two round trips (its ids; then one statement inserting
 the applications, their decisions and, through ``audit_append``, their audit
-entries, all from arrays). On SQLite (one process, one
-writer) the same batch goes through Piccolo with the common SQL below
-(``{}`` placeholders).
+entries, all from arrays). On SQLite (one process, one writer) the same batch
+goes through Piccolo with the common SQL below (``{}`` placeholders).
 """
 
 from __future__ import annotations
@@ -45,12 +44,13 @@ class Applicant:
     """The columns of ``credit.challengers._LIVE_SQL`` (``champion_id`` None: nothing published)."""
 
 
-def _applicant_sql(source: str, today: str, completed: str, product: str) -> str:
+def _applicant_sql(source: str, today: str, completed: str, product: str, *, first: str = "") -> str:
     """The taxpayer, the consent check (``credit.consent.active_consent``'s rule: in
     force ``today``, its document ``completed``) and the ``product``'s published
-    version with its running experiment, for the taxpayers of ``source`` (``t``)."""
+    version with its running experiment, for the taxpayers of ``source`` (``t``);
+    ``first``: columns selected before those."""
     return (
-        "SELECT t.id, t.taxpayer_id, t.customer, t.record_sha256, "  # noqa: S608 - constant fragments; values are parameters
+        f"SELECT {first}t.id, t.taxpayer_id, t.customer, t.record_sha256, "  # noqa: S608 - constant fragments; values are parameters
         "c.id AS consent_id, c.valid_from, c.expires_on, "
         "v.id AS champion_id, s.id AS setup_id, s.challenger AS challenger_id, s.share_bp, s.mode, s.salt "
         f"FROM {source} "
@@ -74,7 +74,8 @@ _APPLICANTS_PG: Final = _applicant_sql(
     "q.today",
     "$4",
     "q.product",
-).replace("SELECT ", "SELECT q.n, ", 1)
+    first="q.n, ",
+)
 
 
 def _date(value: Any) -> date:
@@ -238,8 +239,9 @@ Prepare = Callable[[list[tuple[int, int]]], tuple[list[tuple[Any, ...]], list[tu
 rows and audit entries (``audit.entry``), for the items that could be decided."""
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows (at least one) as one list per column: the statement's array parameters."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def write_batch_pg(n: int, prepare: Prepare) -> None:
@@ -252,7 +254,7 @@ async def write_batch_pg(n: int, prepare: Prepare) -> None:
         if applications:
             await connection.execute(
                 _PG_BATCH_INSERT,
-                *_columns(applications, len(APPLICATION_COLUMNS)),
-                *_columns(decisions, len(DECISION_COLUMNS)),
+                *_columns(applications),
+                *_columns(decisions),
                 *audit.pg_append_args(entries),
             )

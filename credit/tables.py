@@ -159,7 +159,7 @@ class LoanApplication(Table, tablename="credit_application"):
     """Calls made to the tax gateway for this application."""
     next_attempt_at = Timestamptz(null=True, default=None)
     """When the retry job calls the gateway again (pending applications; a partial index
-    over just those serves the job, see migration ``2026-11-27T14:50:00``)."""
+    over just those serves the job, see migration ``2026-11-27T14:30:00``)."""
     created_at = Timestamptz()
     updated_at = Timestamptz()
     decided_at = Timestamptz(null=True, default=None)
